@@ -1,0 +1,120 @@
+"""Image state: the originals, the generated images and their annotation layers (SPEC §3).
+
+Each image is its root original plus a set of layers keyed by ``(kind, label)``. Drawing on image k
+copies k's layers, replaces those whose key the new operations reuse, adds the rest, and renders the
+result from the root's pixels, so a corrected box replaces the old one instead of piling on top.
+Pixels are stored once per image, read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from drawenv.actions import Operation
+from drawenv.canvas import render
+from drawenv.geometry import check_operation, same_geometry
+
+MAX_OPERATIONS = 32
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """One image: read-only pixels, the 0-based index of its root original and its layers."""
+
+    pixels: np.ndarray
+    root: int
+    layers: Mapping[tuple[str, str], Operation] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+@dataclass
+class Plan:
+    """A checked drawing step: what it would draw, and why it cannot (if so)."""
+
+    groups: dict[int, list[Operation]] = field(default_factory=dict)  # 0-based target -> pixel ops
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    repeats: list[str] = field(default_factory=list)
+
+
+def describe(number: int, op: Operation) -> str:
+    """How messages name an operation: its position in the turn, kind, label and target."""
+    return f"operation {number} ({op.kind} {op.label[:40]!r} on image {op.index})"
+
+
+class ImageState:
+    """The images of one episode, originals first, and what was drawn on each."""
+
+    def __init__(self, originals: Sequence[np.ndarray]):
+        self.images: list[StoredImage] = []
+        for i, pixels in enumerate(originals):
+            pixels.setflags(write=False)
+            self.images.append(StoredImage(pixels, root=i))
+        self.applied: dict[int, list[Operation]] = {}
+
+    @property
+    def sizes(self) -> tuple[tuple[int, int], ...]:
+        return tuple(image.size for image in self.images)
+
+    def plan(self, operations: Sequence[Operation], *, coords: str, tolerance: float) -> Plan:
+        """Check a step's operations against the current images; never raises."""
+        plan = Plan()
+        if len(operations) > MAX_OPERATIONS:
+            plan.errors.append(
+                f"{len(operations)} operations in one turn; at most {MAX_OPERATIONS} are allowed"
+            )
+            return plan
+        for number, op in enumerate(operations, start=1):
+            name = describe(number, op)
+            if not 1 <= op.index <= len(self.images):
+                plan.errors.append(
+                    f"{name}: image index must be between 1 and {len(self.images)}"
+                )
+                continue
+            width, height = self.images[op.index - 1].size
+            checked = check_operation(op, width=width, height=height, coords=coords)
+            if checked.op is None:
+                plan.errors.append(f"{name}: {checked.error}")
+                continue
+            if checked.warning:
+                plan.warnings.append(f"{name}: {checked.warning}")
+            if self._repeats(checked.op, tolerance):
+                plan.repeats.append(
+                    f"{name}: repeats a {op.kind} already drawn with this label and geometry"
+                )
+            plan.groups.setdefault(op.index - 1, []).append(checked.op)
+        return plan
+
+    def _repeats(self, op: Operation, tolerance: float) -> bool:
+        target = self.images[op.index - 1]
+        width, height = target.size
+        diagonal = float(np.hypot(width, height))
+        earlier = [*self.applied.get(op.index - 1, ()), *target.layers.values()]
+        return any(
+            prev.kind == op.kind
+            and prev.label == op.label
+            and same_geometry(prev, op, tol=tolerance, diagonal=diagonal)
+            for prev in earlier
+        )
+
+    def apply(self, plan: Plan) -> list[int]:
+        """Execute a checked plan: one new image per target. Returns the new 1-based indices."""
+        new_indices = []
+        for target, ops in plan.groups.items():
+            source = self.images[target]
+            layers = dict(source.layers)
+            for op in ops:
+                layers[(op.kind, op.label)] = op
+            pixels = render(self.images[source.root].pixels, list(layers.values()))
+            pixels.setflags(write=False)
+            self.images.append(StoredImage(pixels, source.root, layers))
+            self.applied.setdefault(target, []).extend(ops)
+            new_indices.append(len(self.images))
+        return new_indices

@@ -1,0 +1,86 @@
+"""Task sources: what the env draws its tasks from.
+
+A source is random access: ``source[i]`` is a pure function of ``i`` (and the source's own seed),
+so items are reproducible and shardable. ``size`` is the number of items, or ``None`` for an endless
+procedural generator; the env samples an index with its own seeded ``np_random``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from drawenv.errors import DrawEnvError
+from drawenv.tasks.record import TaskRecord
+
+# Endless sources are sampled in [0, ENDLESS) so that indices stay plain int64-safe.
+ENDLESS = 2**31 - 1
+
+
+class TaskSource:
+    """Base class: implement ``__getitem__`` and set ``size`` (``None`` = endless)."""
+
+    size: int | None = None
+
+    def __getitem__(self, index: int) -> TaskRecord:
+        raise NotImplementedError
+
+    def sample_index(self, rng: np.random.Generator) -> int:
+        """A uniformly random index, drawn from the caller's generator."""
+        return int(rng.integers(0, self.size if self.size is not None else ENDLESS))
+
+
+class RecordSource(TaskSource):
+    """A fixed list of task records (``TaskRecord`` objects or dicts with its fields)."""
+
+    def __init__(self, records: Iterable[TaskRecord | Mapping[str, Any]]):
+        self.records = [r if isinstance(r, TaskRecord) else _record_from_dict(r) for r in records]
+        if not self.records:
+            raise DrawEnvError("Invalid `task`: expected at least one task record, got an empty list.")
+        self.size = len(self.records)
+
+    def __getitem__(self, index: int) -> TaskRecord:
+        return self.records[index]
+
+
+class GeneratedSource(TaskSource):
+    """An endless procedural suite: item ``i`` is ``generate(seed, i, difficulty)``."""
+
+    def __init__(
+        self,
+        generate: Callable[[int, int, int], TaskRecord],
+        *,
+        seed: int = 0,
+        difficulty: int = 1,
+    ):
+        self.generate, self.seed, self.difficulty = generate, seed, difficulty
+
+    def __getitem__(self, index: int) -> TaskRecord:
+        return self.generate(self.seed, index, self.difficulty)
+
+
+class MixedSource(TaskSource):
+    """Interleaves sources: item ``i`` is item ``i // n`` of source ``i % n``."""
+
+    def __init__(self, sources: Sequence[TaskSource]):
+        self.sources = list(sources)
+        sizes = [s.size for s in self.sources]
+        self.size = None if None in sizes else len(sizes) * min(sizes)
+
+    def __getitem__(self, index: int) -> TaskRecord:
+        n = len(self.sources)
+        return self.sources[index % n][index // n]
+
+
+def _record_from_dict(record: Mapping[str, Any]) -> TaskRecord:
+    fields = ("id", "images", "question", "answer_type", "answer", "options", "metadata")
+    unknown = sorted(set(record) - set(fields))
+    missing = [f for f in fields[:5] if f not in record]
+    if unknown or missing:
+        raise DrawEnvError(
+            f"Invalid task record {record.get('id', '?')!r}: missing fields {missing}, "
+            f"unknown fields {unknown}; expected fields {list(fields)}."
+        )
+    return TaskRecord(**record)

@@ -1,0 +1,39 @@
+"""Shared fixtures: small hand-made tasks whose answers and pixels are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drawenv.tasks import TaskRecord
+
+
+def grey_image(width: int = 448, height: int = 336, value: int = 128) -> np.ndarray:
+    """A flat grey image whose size is already a multiple of 28 (no resize)."""
+    return np.full((height, width, 3), value, dtype=np.uint8)
+
+
+@pytest.fixture
+def mc_task() -> TaskRecord:
+    """One 448x336 image, a multiple-choice question whose answer is B."""
+    return TaskRecord(
+        id="mc-1",
+        images=(grey_image(),),
+        question="Which object is closer to the door?",
+        answer_type="multiple_choice",
+        options=("the sofa", "the lamp", "the table"),
+        answer="B",
+    )
+
+
+@pytest.fixture
+def count_task() -> TaskRecord:
+    """One 448x448 image with one ground-truth object, a count question whose answer is 3."""
+    return TaskRecord(
+        id="count-1",
+        images=(grey_image(448, 448),),
+        question="How many red circles are there?",
+        answer_type="count",
+        answer=3,
+        metadata={"objects": [{"name": "red circle", "box": [100, 100, 140, 140]}]},
+    )
