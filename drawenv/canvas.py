@@ -1,0 +1,189 @@
+"""Drawing annotation layers onto an image (SPEC §3).
+
+:func:`render` is pure: it takes the root original pixels and the checked, pixel-coordinate
+layers of an image and returns a new array, so a replaced layer never lingers. Shapes are drawn with
+OpenCV straight into the numpy array (``benchmarks/bench_drawing.py`` measures it against Pillow);
+label text is drawn with Pillow's built-in scalable font onto small tags pasted into the array.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import math
+import zlib
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from drawenv.actions import Box, Line
+from drawenv.errors import invalid_argument
+
+
+def _hsv_colour(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
+    red, green, blue = colorsys.hsv_to_rgb(hue, saturation, value)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+# 12 hues in three tones (vivid, deep, light): saturated enough to stand out on photos, and no
+# greys, so they never blend with the black and white endpoint dots.
+_TONES = ((0.85, 1.0), (0.9, 0.6), (0.45, 1.0))
+PALETTE: tuple[tuple[int, int, int], ...] = tuple(
+    _hsv_colour(hue / 12, saturation, value) for saturation, value in _TONES for hue in range(12)
+)
+LINE_START_COLOUR = (255, 255, 255)
+LINE_END_COLOUR = (0, 0, 0)
+
+SHAPE_BACKEND = "opencv"
+"""The library that draws shapes; measured faster than Pillow by ``benchmarks/bench_drawing.py``."""
+
+# Bits of sub-pixel precision handed to OpenCV, so float coordinates are not truncated.
+_SHIFT = 4
+
+
+def label_colour(label: str) -> tuple[int, int, int]:
+    """The palette colour of ``label``: a fixed function of its text, the same in every process."""
+    # surrogatepass: a label parsed from JSON may hold a lone surrogate, which utf-8 refuses.
+    digest = zlib.crc32(label.encode("utf-8", "surrogatepass"))
+    return PALETTE[digest % len(PALETTE)]
+
+
+def stroke_width(width: int, height: int) -> int:
+    """Outline and line width in pixels for a ``width`` x ``height`` image."""
+    return max(2, round(min(width, height) / 112))
+
+
+def font_size(width: int, height: int) -> int:
+    """Label font size in pixels for a ``width`` x ``height`` image."""
+    return max(10, round(min(width, height) / 28))
+
+
+def render(original: np.ndarray, layers: Sequence[Box | Line]) -> np.ndarray:
+    """Return a new HxWx3 uint8 image: ``original`` with every layer drawn on it, in order.
+
+    ``layers`` are operations already checked by :func:`drawenv.geometry.check_operation` (pixel
+    coordinates of this image). Labels go on top of all shapes so no outline hides a label.
+    ``original`` is never modified.
+    """
+    if not (
+        isinstance(original, np.ndarray)
+        and original.dtype == np.uint8
+        and original.ndim == 3
+        and original.shape[2] == 3
+    ):
+        shown = getattr(original, "shape", type(original).__name__)
+        raise invalid_argument("original", shown, "a uint8 array of shape HxWx3")
+    image = np.array(original, order="C", copy=True)
+    for op in layers:
+        _draw_shape(image, op)
+    for op in layers:
+        _draw_label(image, op)
+    return image
+
+
+def _draw_shape(image: np.ndarray, op: Box | Line) -> None:
+    height, width = image.shape[:2]
+    stroke = stroke_width(width, height)
+    colour = label_colour(op.label)
+    if op.kind == "box":
+        left, top, right, bottom = box_pixels(op.bbox, width, height)
+        # The outline grows inwards, so a box clipped at the image edge keeps its full stroke.
+        inner_right = min(left + stroke - 1, right)
+        inner_bottom = min(top + stroke - 1, bottom)
+        inner_left = max(right - stroke + 1, left)
+        inner_top = max(bottom - stroke + 1, top)
+        for corner_a, corner_b in (
+            ((left, top), (right, inner_bottom)),
+            ((left, inner_top), (right, bottom)),
+            ((left, top), (inner_right, bottom)),
+            ((inner_left, top), (right, bottom)),
+        ):
+            cv2.rectangle(image, corner_a, corner_b, colour, thickness=cv2.FILLED)
+        return
+    start, end = _subpixel(op.start), _subpixel(op.end)
+    cv2.line(image, start, end, colour, stroke, cv2.LINE_8, _SHIFT)
+    radius = dot_radius(stroke)
+    for centre, fill, rim in (
+        (start, LINE_START_COLOUR, LINE_END_COLOUR),
+        (end, LINE_END_COLOUR, LINE_START_COLOUR),
+    ):
+        # A thin rim of the other dot colour keeps each dot visible on any background.
+        cv2.circle(image, centre, (radius + 1) << _SHIFT, rim, cv2.FILLED, cv2.LINE_8, _SHIFT)
+        cv2.circle(image, centre, radius << _SHIFT, fill, cv2.FILLED, cv2.LINE_8, _SHIFT)
+
+
+def box_pixels(bbox: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """Inclusive pixel bounds ``(left, top, right, bottom)`` covered by a pixel-coordinate box."""
+    x1, y1, x2, y2 = bbox
+    left = min(max(math.floor(x1), 0), width - 1)
+    top = min(max(math.floor(y1), 0), height - 1)
+    right = min(max(math.ceil(x2) - 1, left), width - 1)
+    bottom = min(max(math.ceil(y2) - 1, top), height - 1)
+    return left, top, right, bottom
+
+
+def dot_radius(stroke: int) -> int:
+    """Radius of a line's endpoint dots for a given stroke width."""
+    return round(1.75 * stroke)
+
+
+def _subpixel(point: Sequence[float]) -> tuple[int, int]:
+    # Pixel (i, j) covers [i, i + 1) x [j, j + 1): its centre is at continuous (i + 0.5, j + 0.5).
+    x, y = point
+    return round((x - 0.5) * (1 << _SHIFT)), round((y - 0.5) * (1 << _SHIFT))
+
+
+def _draw_label(image: np.ndarray, op: Box | Line) -> None:
+    height, width = image.shape[:2]
+    stroke = stroke_width(width, height)
+    tag = _tag(op.label, font_size(width, height))
+    tag_height, tag_width = tag.shape[:2]
+    if op.kind == "box":
+        left, top, _, _ = box_pixels(op.bbox, width, height)
+        x = left
+        # Above the box's top-left corner; inside the box when there is no room above.
+        y = top - tag_height if top >= tag_height else top
+    else:
+        middle_x = (op.start[0] + op.end[0]) / 2
+        middle_y = (op.start[1] + op.end[1]) / 2
+        x = round(middle_x - tag_width / 2)
+        y = round(middle_y) - stroke - tag_height
+        if y < 0:
+            y = round(middle_y) + stroke
+    x = min(max(x, 0), max(width - tag_width, 0))
+    y = min(max(y, 0), max(height - tag_height, 0))
+    visible = tag[: height - y, : width - x]
+    image[y : y + visible.shape[0], x : x + visible.shape[1]] = visible
+
+
+@functools.lru_cache(maxsize=1024)
+def _tag(label: str, size: int) -> np.ndarray:
+    """The label on a filled tag of its colour, as a read-only HxWx3 array (cached: every step
+    re-renders all layers of an image, with the same labels)."""
+    colour = label_colour(label)
+    luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
+    text = _printable(label)
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text)
+    pad = max(2, size // 5)
+    tag = Image.new("RGB", (max(right - left, 1) + 2 * pad, max(bottom - top, 1) + 2 * pad), colour)
+    ImageDraw.Draw(tag).text((pad - left, pad - top), text, font=font, fill=ink)
+    array = np.asarray(tag).copy()
+    array.flags.writeable = False
+    return array
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    # Module-level cache rather than an attribute: fonts do not pickle, and envs must. The basic
+    # layout engine gives the same pixels whether or not libraqm is installed.
+    return ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)
+
+
+def _printable(label: str) -> str:
+    """``label`` made safe to draw: whitespace becomes a space, other invisible or control
+    characters (NUL, format marks, lone surrogates, unassigned code points) become ``?``."""
+    return "".join(" " if char.isspace() else char if char.isprintable() else "?" for char in label)

@@ -1,0 +1,210 @@
+"""Drawing: which pixels each layer changes, colours, replacement, clipping and odd labels."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from drawenv.actions import Box, Line
+from drawenv.canvas import (
+    LINE_END_COLOUR,
+    LINE_START_COLOUR,
+    PALETTE,
+    label_colour,
+    render,
+    stroke_width,
+)
+from drawenv.errors import DrawEnvError
+from drawenv.geometry import check_operation
+
+W, H = 448, 336  # stroke_width(448, 336) = round(336 / 112) = 3
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """Noise, so any changed pixel shows and no colour can match the original by chance."""
+    return np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def colour_at(image: np.ndarray, x: int, y: int) -> tuple[int, ...]:
+    return tuple(int(v) for v in image[y, x])
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected"),
+    [(448, 336, 3), (448, 448, 4), (100, 100, 2), (500, 168, 2), (2000, 1120, 10)],
+)
+def test_stroke_width(width, height, expected):
+    assert stroke_width(width, height) == expected
+
+
+def test_box_outline_has_label_colour_and_rest_is_untouched(photo):
+    out = render(photo, [Box(1, (100, 120, 200, 220), "sofa")])
+    colour = label_colour("sofa")
+    # The 3-px outline covers columns 100..102 and 197..199, rows 120..122 and 217..219.
+    for x, y in [
+        (100, 150),
+        (102, 150),
+        (197, 150),
+        (199, 150),
+        (150, 120),
+        (150, 122),
+        (150, 219),
+    ]:
+        assert colour_at(out, x, y) == colour
+    for x, y in [(103, 150), (196, 150), (150, 123), (150, 216), (99, 150), (200, 150), (150, 220)]:
+        assert colour_at(out, x, y) == colour_at(photo, x, y)
+    np.testing.assert_array_equal(out[:, 201:], photo[:, 201:])
+    np.testing.assert_array_equal(out[221:], photo[221:])
+    np.testing.assert_array_equal(out[:, :100], photo[:, :100])
+
+
+def test_box_label_tag_sits_above_the_box(photo):
+    out = render(photo, [Box(1, (100, 120, 200, 220), "sofa")])
+    changed_rows = np.flatnonzero((out != photo).any(axis=(1, 2)))
+    assert changed_rows.min() < 120  # the tag is above the top edge
+    assert colour_at(out, 101, changed_rows.min()) == label_colour("sofa")  # tag fill
+
+
+def test_line_dots_and_stroke(photo):
+    # Continuous (50.5, 300.5) is the centre of pixel (50, 300).
+    out = render(photo, [Line(1, (50.5, 300.5), (400.5, 100.5), "path")])
+    assert colour_at(out, 50, 300) == LINE_START_COLOUR
+    assert colour_at(out, 400, 100) == LINE_END_COLOUR
+    assert colour_at(out, 225, 200) == label_colour("path")  # the midpoint, the tag is above it
+    np.testing.assert_array_equal(out[310:], photo[310:])
+    np.testing.assert_array_equal(out[:85], photo[:85])
+
+
+def test_replaced_box_leaves_no_trace(photo):
+    old = Box(1, (50, 50, 150, 150), "cup")
+    new = Box(1, (250, 200, 350, 300), "cup")
+    first = render(photo, [old])
+    assert colour_at(first, 50, 100) == label_colour("cup")
+    second = render(photo, [new])
+    np.testing.assert_array_equal(second[:160, :160], photo[:160, :160])
+    assert colour_at(second, 250, 250) == label_colour("cup")
+
+
+def test_layers_draw_in_order_and_later_shapes_cover_earlier(photo):
+    a, b = Box(1, (10, 100, 200, 200), "table"), Box(1, (10, 100, 300, 200), "chair")
+    assert label_colour("table") != label_colour("chair")
+    out = render(photo, [a, b])
+    assert colour_at(out, 100, 199) == label_colour("chair")  # shared bottom edge
+
+
+def test_clipped_box_and_line_at_the_edge(photo):
+    box = check_operation(Box(1, (-20, 100, 100, 180), "edge"), width=W, height=H, coords="pixel")
+    line = check_operation(
+        Line(1, (-50, 300), (200, 300), "rail"), width=W, height=H, coords="pixel"
+    )
+    assert box.warning and line.warning
+    out = render(photo, [box.op, line.op])
+    for x in (0, 1, 2):
+        assert colour_at(out, x, 150) == label_colour("edge")  # the full stroke stays visible
+    assert colour_at(out, 3, 150) == colour_at(photo, 3, 150)
+    assert colour_at(out, 50, 179) == label_colour("edge")
+    assert colour_at(out, 1, 299) == LINE_START_COLOUR  # the start moved to the image edge
+
+
+def test_box_tag_moves_inside_at_the_top_edge(photo):
+    out = render(photo, [Box(1, (420, 0, 448, 50), "a long label near the corner")])
+    assert out.shape == photo.shape
+    # No room above or to the right: the tag is pulled inside, ending at the right edge.
+    assert colour_at(out, W - 2, 2) == label_colour("a long label near the corner")
+    changed = np.flatnonzero((out[2] != photo[2]).any(axis=1))
+    assert changed.min() < 420 and changed.max() == W - 1
+
+
+def test_norm1000_box_is_drawn_at_the_mapped_pixels(photo):
+    checked = check_operation(
+        Box(1, (250, 500, 750, 1000), "rug"), width=W, height=H, coords="norm1000"
+    )
+    assert checked.op.bbox == (112.0, 168.0, 336.0, 336.0)
+    out = render(photo, [checked.op])
+    colour = label_colour("rug")
+    assert colour_at(out, 112, 250) == colour and colour_at(out, 335, 250) == colour
+    assert colour_at(out, 200, 335) == colour  # bottom edge is the last image row
+    assert colour_at(out, 111, 250) == colour_at(photo, 111, 250)
+    assert colour_at(out, 336, 250) == colour_at(photo, 336, 250)
+
+
+def test_label_colour_is_a_fixed_function_of_the_text():
+    assert label_colour("sofa") == (15, 153, 15)
+    assert label_colour("sofa") == label_colour("sofa")
+    code = "from drawenv.canvas import label_colour; print(label_colour('sofa'))"
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": root}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "(15, 153, 15)"
+
+
+def test_labels_spread_over_the_palette():
+    labels = [
+        "sofa", "chair", "table", "bed", "lamp", "door", "window", "tv", "plant", "shelf",
+        "desk", "sink", "fridge", "oven", "toilet", "bathtub", "rug", "clock", "path", "goal",
+    ]  # fmt: skip
+    assert len({label_colour(label) for label in labels}) >= 15
+
+
+def test_palette_and_dot_colours():
+    assert len(set(PALETTE)) == len(PALETTE) >= 20
+    assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in PALETTE)
+    assert LINE_START_COLOUR != LINE_END_COLOUR
+    assert LINE_START_COLOUR not in PALETTE and LINE_END_COLOUR not in PALETTE
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "😀 sofa",
+        "你好世界",
+        "\x00",
+        "a\x00b\x07c",
+        "\u202eright-to-left",
+        "مرحبا",
+        "\ud800 lone surrogate",
+        "tab\there\nnewline",
+        "👨‍👩‍👧 family",
+        "e\u0301",
+        "\U0010ffff\ue000",
+        "W" * 64,
+    ],
+)
+def test_any_unicode_label_renders(photo, label):
+    layers = [Box(1, (10, 10, 200, 200), label), Line(1, (5, 300), (440, 20), label)]
+    out = render(photo, layers)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert colour_at(out, 10, 100) == label_colour(label)
+
+
+def test_render_is_pure(photo):
+    before = photo.copy()
+    out = render(photo, [Box(1, (10, 10, 100, 100), "a"), Line(1, (0, 0), (W, H), "b")])
+    np.testing.assert_array_equal(photo, before)
+    assert out is not photo and not np.shares_memory(out, photo)
+    empty = render(photo, [])
+    assert empty is not photo
+    np.testing.assert_array_equal(empty, photo)
+
+
+def test_render_accepts_non_contiguous_input(photo):
+    view = photo[:, ::-1]
+    out = render(view, [Box(1, (10, 10, 100, 100), "a")])
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out[200:], view[200:])
+
+
+@pytest.mark.parametrize(
+    "image", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float64), "not an image"]
+)
+def test_render_rejects_bad_images(image):
+    with pytest.raises(DrawEnvError, match="original"):
+        render(image, [])
