@@ -9,7 +9,7 @@ Coordinates are in the env's coordinate mode (``pixel`` or ``norm1000``) and ima
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Box:
 
 @dataclass(frozen=True)
 class Line:
-    """A labelled auxiliary line from ``start`` to ``end`` on image ``index`` (the "Path Tracer")."""
+    """A labelled auxiliary line from ``start`` to ``end`` on image ``index`` ("Path Tracer")."""
 
     index: int
     start: tuple[float, float]
@@ -42,7 +42,7 @@ class Line:
         object.__setattr__(self, "label", self.label.strip())
 
 
-Operation = Union[Box, Line]
+Operation = Box | Line
 
 
 @dataclass(frozen=True)
@@ -69,4 +69,4 @@ class Answer:
         object.__setattr__(self, "thought", self.thought.strip())
 
 
-Action = Union[Draw, Answer]
+Action = Draw | Answer

@@ -12,9 +12,9 @@ from drawenv.actions import Answer, Draw, Operation
 from drawenv.errors import DrawEnvError, check_choice, check_number, invalid_argument
 from drawenv.geometry import resize_image
 from drawenv.protocol import COORD_MODES, PROTOCOLS, get_protocol
-from drawenv.rewards import Episode, extract_answer, get_reward
+from drawenv.rewards import Episode, get_reward
 from drawenv.spaces import ModelText, observation_space
-from drawenv.state import ImageState, Plan
+from drawenv.state import ImageState
 from drawenv.tasks import TaskRecord, make_source
 
 REPEAT_POLICIES = ("terminate", "feedback", "off")
@@ -77,7 +77,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     * v0: initial release.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 1}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1}  # noqa: RUF012 (Gymnasium API)
 
     def __init__(
         self,
@@ -169,6 +169,10 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         self._answer: str | None = None
         self._done = False
         self._text = prompts.question_prompt(self._task, self._state.sizes)
+        width, height = self._state.sizes[0]
+        self._system_prompt = self.protocol.system_prompt(
+            width=width, height=height, coords=self.coords
+        )
         self._sync_action_space()
         return self._observation(), self._info({}, [], [])
 
@@ -193,7 +197,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
             errors.append("the turn has neither a drawing operation nor an answer")
             termination = "no_action"
         else:
-            termination, new_indices = self._draw(parsed.operations, parsed.errors, errors)
+            termination, new_indices = self._draw(parsed.operations, parsed.drawing_ok, errors)
 
         truncated = termination is None and self._turn >= self.max_turns
         if truncated:
@@ -212,7 +216,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     # -- internals ---------------------------------------------------------------------------
 
     def _draw(
-        self, operations: tuple[Operation, ...], parse_errors: tuple[str, ...], errors: list[str]
+        self, operations: tuple[Operation, ...], drawing_ok: bool, errors: list[str]
     ) -> tuple[str | None, list[int]]:
         """Check and execute a drawing turn; returns (termination or None, new image indices)."""
         assert self._state is not None
@@ -220,14 +224,15 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         errors += plan.errors
         errors += [f"warning: {w}" for w in plan.warnings]
         answer_now = self._turn >= self.max_turns - 1
-        if plan.errors or parse_errors or not operations:
+        if plan.errors or not drawing_ok or not operations:
             self._format_ok = False
-            if not (plan.errors or parse_errors):
+            if drawing_ok and not plan.errors:
                 errors.append("the drawing turn holds no operation")
             if self.invalid_policy == "terminate":
                 return "invalid_action", []
-            self._text = prompts.rejected([e for e in errors if not e.startswith("warning")],
-                                          answer_now=answer_now)
+            self._text = prompts.rejected(
+                [e for e in errors if not e.startswith("warning")], answer_now=answer_now
+            )
             return None, []
         if plan.repeats and self.repeat_policy != "off":
             errors += plan.repeats
@@ -247,7 +252,8 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         answer_now = answer_now or len(self._state.images) >= self.max_images
         sizes = self._state.sizes
         self._text = prompts.feedback(
-            [(k, *sizes[k - 1]) for k in new_indices], answer_now=answer_now,
+            [(k, *sizes[k - 1]) for k in new_indices],
+            answer_now=answer_now,
             warnings=plan.warnings,
         )
         return None, new_indices
@@ -255,7 +261,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     def _reward(self, termination: str) -> tuple[float, dict[str, float]]:
         assert self._task is not None and self._state is not None
         episode = Episode(
-            answer=extract_answer(self._outputs[-1]) if termination == "answer" else None,
+            answer=self._answer,
             truth=self._task.answer,
             answer_type=self._task.answer_type,
             options=self._task.options,
@@ -309,7 +315,6 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         termination: str | None = None,
     ) -> dict[str, Any]:
         assert self._task is not None and self._state is not None
-        width, height = self._state.sizes[0]
         info: dict[str, Any] = {
             "reward_terms": dict(terms),
             "operations": list(operations),
@@ -317,9 +322,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
             "errors": list(errors or []),
             "turn": self._turn,
             "task_id": self._task.id,
-            "system_prompt": self.protocol.system_prompt(
-                width=width, height=height, coords=self.coords
-            ),
+            "system_prompt": self._system_prompt,
         }
         if termination is not None:
             info["termination"] = termination

@@ -1,8 +1,8 @@
 """The one place drawenv's user-facing errors come from.
 
-User mistakes (a bad constructor argument, a malformed dataset) raise :class:`DrawEnvError` with the
-argument, the bad value and a hint for the fix. Model mistakes never raise: the env turns them into a
-defined outcome and a message in ``info["errors"]``.
+User mistakes (a bad constructor argument, a malformed dataset) raise :class:`DrawEnvError` with
+the argument, the bad value and a hint for the fix. Model mistakes never raise: the env turns them
+into a defined outcome and a message in ``info["errors"]``.
 """
 
 from __future__ import annotations

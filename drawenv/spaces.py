@@ -1,9 +1,9 @@
 """Spaces for DrawSpatial-v0: variable-size RGB images and free model text.
 
-Gymnasium's ``Box`` needs a fixed shape and ``Text`` a fixed charset; a VLM environment needs neither.
-Both spaces here are plain :class:`gymnasium.spaces.Space` subclasses, so Gymnasium's vector utilities
-batch them as tuples (``AsyncVectorEnv`` needs ``shared_memory=False``: variable-size images cannot
-live in fixed shared buffers).
+Gymnasium's ``Box`` needs a fixed shape and ``Text`` a fixed charset; a VLM environment needs
+neither. Both spaces here are plain :class:`gymnasium.spaces.Space` subclasses, so Gymnasium's
+vector utilities batch them as tuples (``AsyncVectorEnv`` needs ``shared_memory=False``:
+variable-size images cannot live in fixed shared buffers).
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class ModelText(UnicodeText):
     """The action space: any model output text; typed actions are accepted too.
 
     ``sample()`` returns protocol text that mostly draws (60%), sometimes answers (20%) and
-    sometimes is malformed (20%), so a random agent exercises drawing, not only parse errors. The env
-    keeps ``image_sizes`` up to date so sampled coordinates land on the images.
+    sometimes is malformed (20%), so a random agent exercises drawing, not only parse errors. The
+    env keeps ``image_sizes`` up to date so sampled coordinates land on the images.
     """
 
     def __init__(

@@ -74,9 +74,7 @@ class ImageState:
         for number, op in enumerate(operations, start=1):
             name = describe(number, op)
             if not 1 <= op.index <= len(self.images):
-                plan.errors.append(
-                    f"{name}: image index must be between 1 and {len(self.images)}"
-                )
+                plan.errors.append(f"{name}: image index must be between 1 and {len(self.images)}")
                 continue
             width, height = self.images[op.index - 1].size
             checked = check_operation(op, width=width, height=height, coords=coords)

@@ -91,7 +91,9 @@ def test_vector_envs_match_single_envs(env_id, kwargs, mode):
         assert same(obs["images"][i], single_obs[i]["images"])
     for step in range(4):
         actions = tuple(
-            env.unwrapped.protocol.format(drawenv.Draw([drawenv.Box(1, (10 + step, 10, 90, 90), f"b{step}")]))
+            env.unwrapped.protocol.format(
+                drawenv.Draw([drawenv.Box(1, (10 + step, 10, 90, 90), f"b{step}")])
+            )
             for env in singles
         )
         obs, rewards, terms, truncs, infos = envs.step(actions)

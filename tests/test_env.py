@@ -74,6 +74,19 @@ def test_invalid_drawing_terminate_policy(mc_task):
     assert any("operation 2" in e and "between 1 and 1" in e for e in info["errors"])
 
 
+def test_format_only_problem_draws_but_loses_the_format_reward(mc_task):
+    env = make(mc_task)
+    no_think = (
+        'Action: Object Mapper\n```json\n[{"index": 1, "bbox_2d": [40, 40, 200, 160], '
+        '"label": "s"}]\n```'
+    )
+    obs, _, terminated, _, info = env.step(no_think)
+    assert not terminated and info["new_image_indices"] == [2]
+    assert any("<think>" in e for e in info["errors"])
+    _, reward, _, _, info = env.step(Answer("B"))
+    assert reward == 0.5 and info["reward_terms"]["format"] == 0.0
+
+
 def test_unparseable_drawing_is_invalid_not_no_action(mc_task):
     env = make(mc_task)
     text = '<think> box it </think> Action: Object Mapper\n```json\n[{"index": 1, "bbox_2d": [1, 2'
@@ -176,7 +189,11 @@ def test_step_after_the_end_raises(mc_task):
 def test_one_new_image_per_target_in_order_of_first_appearance(mc_task):
     env = make(mc_task)
     env.step(Draw([BOX]))  # image 2
-    ops = [Box(2, (10, 10, 60, 60), "a"), Line(1, (0, 0), (100, 100), "b"), Box(2, (200, 200, 260, 260), "c")]
+    ops = [
+        Box(2, (10, 10, 60, 60), "a"),
+        Line(1, (0, 0), (100, 100), "b"),
+        Box(2, (200, 200, 260, 260), "c"),
+    ]
     obs, _, _, _, info = env.step(Draw(ops))
     assert info["new_image_indices"] == [3, 4]
     image3, image4 = obs["images"][2], obs["images"][3]

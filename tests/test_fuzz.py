@@ -43,14 +43,17 @@ NASTY = [
     "",
     "x" * 1_000_000,
     bytes(range(256)).decode("latin-1") * 100,
-    '<think> a </think> Action: Object Mapper\n```json\n[{"index": 1, "bbox_2d": [NaN, 1, 2, 3], "label": "n"}]```',
+    '<think> a </think> Action: Object Mapper\n```json\n[{"index": 1, "bbox_2d": [NaN, 1, 2, 3],'
+    ' "label": "n"}]```',
     json_block([{"index": 1, "bbox_2d": [1e308, -1e308, 1e308, 1e308], "label": "big"}]),
     json_block([{"index": -3, "bbox_2d": [1, 2, 30, 40], "label": "neg"}]),
     json_block([{"index": 10**30, "bbox_2d": [1, 2, 30, 40], "label": "huge"}]),
     json_block([{"index": 1, "bbox_2d": [1, 2, 3], "label": "arity"}]),
     json_block([{"index": 1, "start_point_2d": [1, 2, 3], "end_point_2d": [4], "label": "l"}]),
     json_block([{"index": 1, "bbox_2d": [1, 2, 30, 40], "label": "沙发 🛋️ \u202e\x00"}]),
-    json_block([{"index": 1, "bbox_2d": [i, i, i + 5, i + 5], "label": f"b{i}"} for i in range(1000)]),
+    json_block(
+        [{"index": 1, "bbox_2d": [i, i, i + 5, i + 5], "label": f"b{i}"} for i in range(1000)]
+    ),
     json_block([{"index": 1, "bbox_2d": [1, 2, 30, 40], "label": "x" * 65}]),
     json_block([{"index": 1, "bbox_2d": [1, 2, 30, 40], "label": ""}]),
     json_block([{"index": 1, "bbox_2d": ["1", 2, 30, 40], "label": "s"}]),

@@ -40,7 +40,10 @@ def generate(seed: int, index: int, difficulty: int = 1) -> TaskRecord:
         other_kind = str(rng.choice([k for k in KINDS if k != kind]))
         roll = rng.random()
         shapes.append(
-            (colour, other_kind) if roll < 0.25 else (other_colour, kind) if roll < 0.5
+            (colour, other_kind)
+            if roll < 0.25
+            else (other_colour, kind)
+            if roll < 0.5
             else (other_colour, other_kind)
         )
     order = rng.permutation(len(shapes))
@@ -97,7 +100,9 @@ def _render(
         else:
             draw.polygon(
                 [((s[0] + s[2]) / 2, s[1]), (s[2], s[3]), (s[0], s[3])],
-                fill=fill, outline=outline, width=2 * scale,
+                fill=fill,
+                outline=outline,
+                width=2 * scale,
             )
     img = img.filter(ImageFilter.GaussianBlur(0.6)).resize((SIZE, SIZE), Image.Resampling.LANCZOS)
     return np.asarray(img).copy(), boxes

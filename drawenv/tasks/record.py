@@ -45,7 +45,9 @@ class TaskRecord:
         object.__setattr__(self, "options", tuple(self.options))
         where = f"task {self.id!r}"
         if not self.images:
-            raise DrawEnvError(f"Invalid `images` in {where}: expected at least one image, got none.")
+            raise DrawEnvError(
+                f"Invalid `images` in {where}: expected at least one image, got none."
+            )
         check_choice(f"answer_type ({where})", self.answer_type, ANSWER_TYPES)
         if self.answer_type == "multiple_choice":
             letters = LETTERS[: len(self.options)]

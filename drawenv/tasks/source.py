@@ -38,7 +38,9 @@ class RecordSource(TaskSource):
     def __init__(self, records: Iterable[TaskRecord | Mapping[str, Any]]):
         self.records = [r if isinstance(r, TaskRecord) else _record_from_dict(r) for r in records]
         if not self.records:
-            raise DrawEnvError("Invalid `task`: expected at least one task record, got an empty list.")
+            raise DrawEnvError(
+                "Invalid `task`: expected at least one task record, got an empty list."
+            )
         self.size = len(self.records)
 
     def __getitem__(self, index: int) -> TaskRecord:
