@@ -166,18 +166,19 @@ def _tag(label: str, size: int) -> np.ndarray:
     luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
     text = _printable(label)
-    font = _font(size)
-    left, top, right, bottom = font.getbbox(text)
+    face = font(size)
+    left, top, right, bottom = face.getbbox(text)
     pad = max(2, size // 5)
     tag = Image.new("RGB", (max(right - left, 1) + 2 * pad, max(bottom - top, 1) + 2 * pad), colour)
-    ImageDraw.Draw(tag).text((pad - left, pad - top), text, font=font, fill=ink)
+    ImageDraw.Draw(tag).text((pad - left, pad - top), text, font=face, fill=ink)
     array = np.asarray(tag).copy()
     array.flags.writeable = False
     return array
 
 
 @functools.lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's built-in scalable font at ``size`` px (no network, no system fonts)."""
     # Module-level cache rather than an attribute: fonts do not pickle, and envs must. The basic
     # layout engine gives the same pixels whether or not libraqm is installed.
     return ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)

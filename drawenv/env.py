@@ -69,7 +69,8 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     ## Arguments
     ``task`` ("mixed"), ``protocol`` ("vilasr"), ``coords`` ("pixel"), ``max_pixels``
     (256·28·28), ``min_pixels`` (4·28·28), ``patch_factor`` (28), ``max_images`` (42),
-    ``max_turns`` (10), ``repeat_policy`` ("terminate"), ``repeat_tolerance`` (0.02),
+    ``max_turns`` (None: the task's ``metadata["max_turns"]``, else 10), ``repeat_policy``
+    ("terminate"), ``repeat_tolerance`` (0.02),
     ``invalid_policy`` ("feedback"), ``reward`` ("vilasr"), ``difficulty`` (1),
     ``render_mode`` (None or "rgb_array"). See ``docs/environment.md``.
 
@@ -88,7 +89,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         min_pixels: int = 4 * 28 * 28,
         patch_factor: int = 28,
         max_images: int = 42,
-        max_turns: int = 10,
+        max_turns: int | None = None,
         repeat_policy: str = "terminate",
         repeat_tolerance: float = 0.02,
         invalid_policy: str = "feedback",
@@ -102,7 +103,9 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         self.min_pixels = check_number("min_pixels", min_pixels, low=1, integer=True)
         self.max_pixels = check_number("max_pixels", max_pixels, low=min_pixels, integer=True)
         self.max_images = check_number("max_images", max_images, low=1, integer=True)
-        self.max_turns = check_number("max_turns", max_turns, low=1, integer=True)
+        if max_turns is not None:
+            check_number("max_turns", max_turns, low=1, integer=True)
+        self.max_turns = max_turns
         self.repeat_policy = check_choice("repeat_policy", repeat_policy, REPEAT_POLICIES)
         self.repeat_tolerance = check_number("repeat_tolerance", repeat_tolerance, low=0, high=1)
         self.invalid_policy = check_choice("invalid_policy", invalid_policy, INVALID_POLICIES)
@@ -164,6 +167,8 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         )
         self._state = ImageState(originals)
         self._turn = 0
+        # A suite may set its own default (the maze suite's is 20); the argument overrides it.
+        self._max_turns = self.max_turns or int(self._task.metadata.get("max_turns", 10))
         self._outputs: list[str] = []
         self._format_ok = True
         self._answer: str | None = None
@@ -199,7 +204,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         else:
             termination, new_indices = self._draw(parsed.operations, parsed.drawing_ok, errors)
 
-        truncated = termination is None and self._turn >= self.max_turns
+        truncated = termination is None and self._turn >= self._max_turns
         if truncated:
             termination = "max_turns"
         self._done = termination is not None
@@ -223,7 +228,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         plan = self._state.plan(operations, coords=self.coords, tolerance=self.repeat_tolerance)
         errors += plan.errors
         errors += [f"warning: {w}" for w in plan.warnings]
-        answer_now = self._turn >= self.max_turns - 1
+        answer_now = self._turn >= self._max_turns - 1
         if plan.errors or not drawing_ok or not operations:
             self._format_ok = False
             if drawing_ok and not plan.errors:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from drawenv.actions import Box, Line
 from drawenv.errors import DrawEnvError, check_choice
 
 ANSWER_TYPES = ("multiple_choice", "numeric", "count", "text")
@@ -29,7 +30,9 @@ class TaskRecord:
         options: the option texts for ``multiple_choice`` (shown as "A. …", "B. …").
         metadata: suite, difficulty, seed and ground truth. ``metadata["objects"]`` lists
             ``{"name": str, "box": [x1, y1, x2, y2]}`` on image 1 in original pixels (and optionally
-            ``"centre_3d"``); detection rewards and oracles use it.
+            ``"centre_3d"``); detection rewards and oracles use it. ``metadata["key_drawings"]``
+            lists the drawings that help most (see :attr:`key_operations`);
+            ``metadata["max_turns"]`` overrides the env's default turn limit.
     """
 
     id: str
@@ -74,6 +77,21 @@ class TaskRecord:
         return tuple(
             (str(o["name"]), tuple(float(v) for v in o["box"]))
             for o in self.metadata.get("objects", ())
+        )
+
+    @property
+    def key_operations(self) -> tuple[Box | Line, ...]:
+        """The drawings that help most, as operations in original pixels of their image.
+
+        Read from ``metadata["key_drawings"]``: ``{"kind": "box", "index": k, "bbox": [x1, y1,
+        x2, y2], "label": ...}`` or ``{"kind": "line", "index": k, "start": [x, y], "end": [x, y],
+        "label": ...}``, with ``k`` the 1-based index of an original image.
+        """
+        return tuple(
+            Box(d["index"], d["bbox"], d["label"])
+            if d["kind"] == "box"
+            else Line(d["index"], d["start"], d["end"], d["label"])
+            for d in self.metadata.get("key_drawings", ())
         )
 
     def load_images(self) -> list[np.ndarray]:
