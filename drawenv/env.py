@@ -19,14 +19,6 @@ from drawenv.tasks import TaskRecord, make_source
 
 REPEAT_POLICIES = ("terminate", "feedback", "off")
 INVALID_POLICIES = ("feedback", "terminate")
-TERMINATIONS = (
-    "answer",
-    "no_action",
-    "max_images",
-    "repeated_action",
-    "invalid_action",
-    "max_turns",
-)
 
 
 class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
@@ -347,4 +339,4 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         return round(width * self._scale[0]), round(height * self._scale[1])
 
 
-__all__ = ["TERMINATIONS", "DrawSpatialEnv"]
+__all__ = ["DrawSpatialEnv"]

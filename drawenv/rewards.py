@@ -18,17 +18,9 @@ from typing import Any
 import numpy as np
 
 from drawenv.errors import check_choice, invalid_argument
+from drawenv.tasks.record import ANSWER_TYPES
+from drawenv.termination import TERMINATIONS
 
-ANSWER_TYPES = ("multiple_choice", "numeric", "count", "text")
-TERMINATIONS = (
-    "answer",
-    "no_action",
-    "max_images",
-    "repeated_action",
-    "invalid_action",
-    "max_turns",
-    "max_tokens",
-)
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid")
 NUMERIC_METRICS = ("mra", "snra")
 DETECTION_MODES = ("2d", "3d")

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drawenv.env import TERMINATIONS, DrawSpatialEnv
+from drawenv.env import DrawSpatialEnv
+from drawenv.termination import ENV_TERMINATIONS
 from tests.conftest import grey_image
 
 ORIGINAL = grey_image(224, 168)
@@ -31,7 +32,7 @@ def check_outcome(text: str) -> None:
     ENV.reset(seed=0)
     obs, reward, terminated, truncated, info = ENV.step(text)
     assert 0.0 <= reward <= 1.0
-    assert info.get("termination") in (None, *TERMINATIONS)
+    assert info.get("termination") in (None, *ENV_TERMINATIONS)
     if not info["new_image_indices"] and not terminated:
         assert info["errors"], "a rejected step must say why"
     assert all(isinstance(e, str) for e in info["errors"])
