@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drawenv.errors import check_choice, invalid_argument
 from drawenv.tasks import counting
+from drawenv.tasks.jsonl import JsonlSource, load_jsonl
 from drawenv.tasks.record import ANSWER_TYPES, TaskRecord
 from drawenv.tasks.source import GeneratedSource, MixedSource, RecordSource, TaskSource
 
@@ -16,10 +18,12 @@ __all__ = [
     "ANSWER_TYPES",
     "SUITES",
     "GeneratedSource",
+    "JsonlSource",
     "MixedSource",
     "RecordSource",
     "TaskRecord",
     "TaskSource",
+    "load_jsonl",
     "make_source",
 ]
 
@@ -28,10 +32,13 @@ def make_source(task: Any, *, seed: int = 0, difficulty: int = 1) -> TaskSource:
     """Turn the env's ``task`` argument into a :class:`TaskSource`.
 
     ``task`` may be a suite name, ``"mixed"`` (every built-in suite), a list of suite names, a
-    :class:`TaskSource`, or a list of :class:`TaskRecord` / record dicts.
+    path to a ``.jsonl`` dataset, a :class:`TaskSource`, or a list of :class:`TaskRecord` /
+    record dicts.
     """
     if isinstance(task, TaskSource):
         return task
+    if isinstance(task, (str, os.PathLike)) and os.fspath(task).endswith(".jsonl"):
+        return JsonlSource(task)
     if isinstance(task, str):
         if task == "mixed":
             return make_source(list(SUITES), seed=seed, difficulty=difficulty)
@@ -47,5 +54,5 @@ def make_source(task: Any, *, seed: int = 0, difficulty: int = 1) -> TaskSource:
         "task",
         task,
         f"a suite name ({', '.join(map(repr, SUITES))}, 'mixed'), a list of suite names, "
-        "a TaskSource, or a non-empty list of TaskRecord / record dicts",
+        "a path to a .jsonl file, a TaskSource, or a non-empty list of TaskRecord / record dicts",
     )

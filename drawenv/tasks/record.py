@@ -108,8 +108,13 @@ def _load_image(image: Any, task_id: str) -> np.ndarray:
         path = Path(image)
         if not path.is_file():
             raise DrawEnvError(f"Image file {str(path)!r} of task {task_id!r} does not exist.")
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img.convert("RGB"))
+        except OSError as error:  # Pillow's UnidentifiedImageError included
+            raise DrawEnvError(
+                f"Image file {str(path)!r} of task {task_id!r} cannot be read as an image: {error}"
+            ) from error
     raise DrawEnvError(
         f"Invalid image in task {task_id!r}: expected a numpy array or a file path, "
         f"got {type(image).__name__}."

@@ -20,12 +20,24 @@ ENDLESS = 2**31 - 1
 
 
 class TaskSource:
-    """Base class: implement ``__getitem__`` and set ``size`` (``None`` = endless)."""
+    """Base class: implement ``__getitem__`` and set ``size`` (``None`` = endless).
+
+    ``source[i]`` must be a pure function of ``i``: the env picks ``i`` with its seeded
+    ``np_random`` (:meth:`sample_index`), so episodes are reproducible and sources shardable.
+    """
 
     size: int | None = None
 
     def __getitem__(self, index: int) -> TaskRecord:
         raise NotImplementedError
+
+    def __len__(self) -> int:
+        if self.size is None:
+            raise TypeError(f"{type(self).__name__} is endless: it has no length (size is None)")
+        return self.size
+
+    def __bool__(self) -> bool:
+        return True  # an endless source is not empty, though it has no length
 
     def sample_index(self, rng: np.random.Generator) -> int:
         """A uniformly random index, drawn from the caller's generator."""

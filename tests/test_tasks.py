@@ -1,0 +1,171 @@
+"""Every built-in suite, through one set of checks: levels, metadata, key drawings, determinism
+across processes, and the recorded answer earning the maximum reward under every preset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import drawenv
+from drawenv import Answer, Draw
+from drawenv.env import DrawSpatialEnv
+from drawenv.geometry import check_operation
+from drawenv.rewards import REWARD_PRESETS
+from drawenv.tasks import SUITES, GeneratedSource, MixedSource, TaskRecord, make_source
+
+MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0}
+
+
+def fingerprint(record: TaskRecord) -> str:
+    digest = hashlib.sha256()
+    for image in record.images:
+        digest.update(np.ascontiguousarray(image).tobytes())
+    fields = [record.id, record.question, record.answer_type, record.answer, record.options]
+    digest.update(json.dumps([fields, record.metadata], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def answer_text(record: TaskRecord) -> str:
+    return str(record.answer)
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_items_carry_their_provenance_and_valid_key_drawings(suite, difficulty):
+    for index in range(4):
+        record = SUITES[suite](7, index, difficulty)
+        meta = record.metadata
+        assert (meta["suite"], meta["difficulty"], meta["seed"], meta["index"]) == (
+            suite,
+            difficulty,
+            7,
+            index,
+        )
+        json.dumps(meta)  # plain data only: records travel through JSONL and across processes
+        for image in record.images:
+            height, width, channels = image.shape
+            assert image.dtype == np.uint8 and channels == 3
+            assert width % 28 == 0 and height % 28 == 0 and width * height <= 256 * 28 * 28
+        ops = record.key_operations
+        assert len(ops) <= 32
+        assert len({(op.kind, op.index, op.label) for op in ops}) == len(ops)
+        for op in ops:
+            assert 1 <= op.index <= len(record.images)
+            height, width = record.images[op.index - 1].shape[:2]
+            checked = check_operation(op, width=width, height=height, coords="pixel")
+            assert checked.error is None and checked.warning is None, (op, checked)
+        if record.answer_type == "multiple_choice":
+            assert record.answer in "ABCDEFGH"[: len(record.options)]
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+@pytest.mark.parametrize("preset", list(REWARD_PRESETS))
+def test_recorded_answer_earns_the_maximum_reward(suite, preset):
+    for index in range(6):
+        record = SUITES[suite](0, index, 1 + index % 3)
+        env = DrawSpatialEnv(task=[record], reward=preset)
+        env.reset(seed=0)
+        if record.key_operations:
+            _, _, terminated, _, info = env.step(Draw(record.key_operations, thought="mark"))
+            assert not terminated and not info["errors"], info["errors"]
+        _, reward, terminated, _, info = env.step(Answer(answer_text(record), thought="so"))
+        assert terminated and reward == pytest.approx(MAX_REWARD[preset]), (
+            record.id,
+            info["reward_terms"],
+        )
+
+
+def test_items_are_identical_in_another_process():
+    keys = [(suite, index, 1 + index % 3) for suite in SUITES for index in range(2)]
+    script = (
+        "import json, sys\n"
+        "from tests.test_tasks import fingerprint\n"
+        "from drawenv.tasks import SUITES\n"
+        f"print(json.dumps([fingerprint(SUITES[s](5, i, d)) for s, i, d in {keys!r}]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": ""},
+    )
+    assert json.loads(out.stdout) == [fingerprint(SUITES[s](5, i, d)) for s, i, d in keys]
+
+
+def test_mixed_covers_every_suite_and_task_lists_work():
+    source = make_source("mixed")
+    assert isinstance(source, MixedSource) and source.size is None
+    seen = {source[i].metadata["suite"] for i in range(len(SUITES))}
+    assert seen == set(SUITES)
+    pair = make_source(["counting", list(SUITES)[-1]])
+    assert {pair[0].metadata["suite"], pair[1].metadata["suite"]} == {"counting", list(SUITES)[-1]}
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_gym_make_by_suite_name(suite):
+    env = gym.make("DrawSpatial-v0", task=suite, difficulty=2)
+    obs, info = env.reset(seed=1)
+    assert info["task_id"].startswith(suite) and obs["images"]
+
+
+def test_custom_task_source_in_a_few_lines():
+    class Squares(drawenv.TaskSource):
+        size = None  # endless
+
+        def __getitem__(self, index: int) -> TaskRecord:
+            side = 28 * (1 + index % 4)
+            return TaskRecord(
+                id=f"squares-{index}",
+                images=(np.zeros((112, 112, 3), np.uint8) + 255,),
+                question=f"How wide is the square? ({side} px)",
+                answer_type="numeric",
+                answer=float(side),
+            )
+
+    env = gym.make("DrawSpatial-v0", task=Squares())
+    env.reset(seed=3)
+    first = env.unwrapped.task.id
+    env.reset(seed=3)
+    assert env.unwrapped.task.id == first
+    _, reward, *_ = env.step(Answer(str(env.unwrapped.task.answer)))
+    assert reward == 1.0
+    assert isinstance(make_source("counting"), GeneratedSource)
+
+
+def test_gym_make_with_a_jsonl_path(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((56, 84, 3), 200, np.uint8)).save(tmp_path / "room.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    rows = [
+        {
+            "id": "a",
+            "images": ["room.png"],
+            "question": "How many doors?",
+            "answer_type": "count",
+            "answer": 2,
+        },
+        {
+            "id": "b",
+            "images": ["broken.png"],
+            "question": "How many?",
+            "answer_type": "count",
+            "answer": 1,
+        },
+    ]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    env = gym.make("DrawSpatial-v0", task=str(path))
+    obs, info = env.reset(seed=0, options={"index": 0})
+    assert info["task_id"] == "a" and obs["images"][0].shape[2] == 3
+    _, reward, *_ = env.step(Answer("2"))
+    assert reward == 1.0
+    with pytest.raises(drawenv.DrawEnvError, match=r"broken\.png.*cannot be read"):
+        env.reset(options={"index": 1})
