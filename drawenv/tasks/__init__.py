@@ -7,12 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drawenv.errors import check_choice, invalid_argument
-from drawenv.tasks import counting
+from drawenv.tasks import counting, direction, distance
 from drawenv.tasks.jsonl import JsonlSource, load_jsonl
 from drawenv.tasks.record import ANSWER_TYPES, TaskRecord
 from drawenv.tasks.source import GeneratedSource, MixedSource, RecordSource, TaskSource
 
-SUITES = {"counting": counting.generate}
+SUITES = {
+    "counting": counting.generate,
+    "distance": distance.generate,
+    "direction": direction.generate,
+}
 
 __all__ = [
     "ANSWER_TYPES",
