@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drawenv.errors import check_choice, invalid_argument
-from drawenv.tasks import counting, depth, direction, distance
+from drawenv.tasks import counting, depth, direction, distance, multiview
 from drawenv.tasks.jsonl import JsonlSource, load_jsonl
 from drawenv.tasks.record import ANSWER_TYPES, TaskRecord
 from drawenv.tasks.source import GeneratedSource, MixedSource, RecordSource, TaskSource
@@ -17,6 +17,7 @@ SUITES = {
     "distance": distance.generate,
     "direction": direction.generate,
     "depth": depth.generate,
+    "multiview": multiview.generate,
 }
 
 __all__ = [
