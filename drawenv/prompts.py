@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from drawenv.tasks.record import LETTERS, TaskRecord
 
@@ -55,3 +57,38 @@ def rejected(errors: Sequence[str], *, answer_now: bool) -> str:
     else:
         lines.append("Fix the problem and try again, or give the final answer.")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class QuestionPrompt:
+    """What :func:`read_question_prompt` recovers from a question prompt."""
+
+    question: str
+    options: tuple[str, ...]
+    answer_type: str | None
+    image_sizes: tuple[tuple[int, int], ...]
+
+
+_IMAGE_LINE = re.compile(r"The index of the given image is (\d+) \(width: (\d+), height: (\d+)\)\.")
+_OPTION_LINE = re.compile(r"([A-Z])\. (.*)")
+
+
+def read_question_prompt(text: str) -> QuestionPrompt:
+    """The inverse of :func:`question_prompt`, for agents that read only what a model reads."""
+    sizes, question, options, answer_type = [], [], [], None
+    in_options = False
+    for line in text.splitlines():
+        image = _IMAGE_LINE.fullmatch(line)
+        option = _OPTION_LINE.fullmatch(line)
+        kind = next((k for k, v in ANSWER_INSTRUCTIONS.items() if v == line), None)
+        if image:
+            sizes.append((int(image[2]), int(image[3])))
+        elif kind:
+            answer_type = kind
+        elif line == "Options:":
+            in_options = True
+        elif in_options and option:
+            options.append(option[2])
+        else:
+            question.append(line)
+    return QuestionPrompt("\n".join(question), tuple(options), answer_type, tuple(sizes))

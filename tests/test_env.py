@@ -361,3 +361,12 @@ def test_bad_reset_option_and_action(mc_task):
     env.reset()
     with pytest.raises(DrawEnvError, match="action"):
         env.step(42)
+
+
+def test_question_prompt_reads_back(mc_task):
+    from drawenv.prompts import question_prompt, read_question_prompt
+
+    prompt = read_question_prompt(question_prompt(mc_task, [(448, 336), (224, 224)]))
+    assert prompt.question == mc_task.question and prompt.options == mc_task.options
+    assert prompt.answer_type == "multiple_choice"
+    assert prompt.image_sizes == ((448, 336), (224, 224))

@@ -1,0 +1,210 @@
+"""The ``drawenv`` command line: demo, eval, view, show, export-sft (``docs/cli.md``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from agents.base import Agent
+from agents.evaluate import evaluate, format_table, summarise, write_results
+from agents.heuristic import HeuristicAgent
+from agents.scripted import AnswerOnlyAgent, OracleAgent, RandomAgent
+from drawenv.errors import DrawEnvError, check_choice
+from drawenv.tasks import SUITES
+
+AGENTS: dict[str, type[Agent]] = {
+    "random": RandomAgent,
+    "answer_only": AnswerOnlyAgent,
+    "heuristic": HeuristicAgent,
+    "oracle": OracleAgent,
+}
+DEMO_EPISODES = 8  # per agent and suite: the demo takes about two minutes on 2 CPU cores
+
+
+def make_agent(name: str) -> Agent:
+    """An agent by its command-line name."""
+    return AGENTS[check_choice("--agent", name, AGENTS)]()
+
+
+def run_and_report(
+    agents: list[str], suites: list[str], episodes: int, seed: int, out: Path | None, **env_kwargs
+) -> list[dict]:
+    """Evaluate every agent on every suite, print the table, write results and the viewer."""
+    results: list[dict] = []
+    for name in agents:
+        for suite in suites:
+            results += evaluate(
+                make_agent(name),
+                task=suite,
+                episodes=episodes,
+                seed=seed,
+                image_dir=out / "images" if out else None,
+                first_episode=len(results),
+                progress=True,
+                **env_kwargs,
+            )
+    print()
+    print(format_table(summarise(results)))
+    if out is not None:
+        from agents.viewer import write_viewer
+
+        path = write_results(results, out / "results.jsonl")
+        page = write_viewer(results, out / "index.html", base_dir=out)
+        print(f"\nresults: {path}\nviewer:  {page}")
+    return results
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    out = Path(args.out) if args.out else Path("runs") / "demo"
+    print(
+        f"DrawSpatial-v0 demo: {len(AGENTS)} agents x {len(SUITES)} suites x {args.episodes} "
+        f"episodes (seed {args.seed})"
+    )
+    run_and_report(list(AGENTS), list(SUITES), args.episodes, args.seed, out)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    suites = list(SUITES) if args.task == "all" else [args.task]
+    for suite in suites:
+        if not suite.endswith(".jsonl"):
+            check_choice("--task", suite, [*SUITES, "mixed"])
+    env_kwargs = {"protocol": args.protocol, "coords": args.coords, "difficulty": args.difficulty}
+    out = Path(args.out) if args.out else None
+    run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
+
+
+def cmd_view(args: argparse.Namespace) -> None:
+    from agents.viewer import load_results, write_viewer
+
+    results_path = Path(args.results)
+    if not results_path.is_file():
+        raise DrawEnvError(
+            f"No results file at {str(results_path)!r}. Give the results.jsonl that "
+            "`drawenv eval --out DIR` or `drawenv demo` wrote, e.g. "
+            "`drawenv view runs/demo/results.jsonl`."
+        )
+    page = write_viewer(
+        load_results(results_path),
+        results_path.with_name("index.html"),
+        base_dir=results_path.parent,
+    )
+    print(f"viewer: {page}")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    from drawenv.prompts import question_prompt
+
+    check_choice("--task", args.task, SUITES)
+    record = SUITES[args.task](args.seed, args.index, args.difficulty)
+    out = Path(args.out or f"{args.task}-{args.index}.png")
+    paths = []
+    for k, image in enumerate(record.images, start=1):
+        path = out if len(record.images) == 1 else out.with_name(f"{out.stem}-{k}{out.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+        paths.append(path)
+    sizes = [(image.shape[1], image.shape[0]) for image in record.images]
+    print(question_prompt(record, sizes))
+    print(f"answer: {record.answer}")
+    for path in paths:
+        print(f"wrote {path}")
+
+
+def cmd_export_sft(args: argparse.Namespace) -> None:
+    from agents.sft_data import export_sft
+
+    suites = list(SUITES) if args.task == "mixed" else args.task.split(",")
+    for suite in suites:
+        check_choice("--task", suite, [*SUITES, "mixed"])
+    path, stats = export_sft(
+        suites,
+        episodes=args.n,
+        seed=args.seed,
+        out=Path(args.out),
+        corrections=args.corrections,
+        protocol=args.protocol,
+        coords=args.coords,
+    )
+    print(
+        f"wrote {stats['episodes']} trajectories ({stats['reflective']} with self-corrections) "
+        f"to {path}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drawenv",
+        description="Evaluate agents in DrawSpatial-v0 and inspect what they did.",
+        epilog="Start with `drawenv demo`; see docs/cli.md for every command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("demo", help="run every baseline on every built-in suite")
+    p.add_argument(
+        "-n",
+        "--episodes",
+        type=int,
+        default=DEMO_EPISODES,
+        help=f"episodes per agent and suite (default {DEMO_EPISODES})",
+    )
+    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--out", help="output folder (default runs/demo)")
+    p.set_defaults(run=cmd_demo)
+
+    p = commands.add_parser("eval", help="evaluate one agent on a suite")
+    p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}")
+    p.add_argument(
+        "--task", default="all", help=f"a suite ({', '.join(SUITES)}), mixed, all, or a .jsonl file"
+    )
+    p.add_argument("-n", type=int, default=20, help="episodes per suite (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--out", help="write results.jsonl, images and index.html here")
+    p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
+    p.add_argument("--coords", default="pixel", help="pixel or norm1000")
+    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
+    p.set_defaults(run=cmd_eval)
+
+    p = commands.add_parser("view", help="build the HTML viewer from a results.jsonl")
+    p.add_argument("results", help="path to results.jsonl")
+    p.set_defaults(run=cmd_view)
+
+    p = commands.add_parser("show", help="write one task's image(s) and print its prompt")
+    p.add_argument("--task", required=True, help=f"a suite: {', '.join(SUITES)}")
+    p.add_argument("--index", type=int, default=0, help="item index (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
+    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
+    p.add_argument("--out", help="PNG path (default <task>-<index>.png)")
+    p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("export-sft", help="write oracle trajectories as chat-message JSONL")
+    p.add_argument("--task", default="mixed", help="mixed, a suite, or suites joined by commas")
+    p.add_argument("-n", type=int, default=50, help="episodes per suite (default 50)")
+    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--out", required=True, help="output .jsonl; images go in a folder beside it")
+    p.add_argument(
+        "--corrections",
+        type=float,
+        default=0.5,
+        help="share of episodes with an injected self-correction (default 0.5)",
+    )
+    p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
+    p.add_argument("--coords", default="pixel", help="pixel or norm1000")
+    p.set_defaults(run=cmd_export_sft)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``drawenv`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except DrawEnvError as error:
+        print(f"drawenv {args.command}: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
