@@ -65,6 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    check_choice("--agent", args.agent, AGENTS)
     suites = list(SUITES) if args.task == "all" else [args.task]
     for suite in suites:
         if not suite.endswith(".jsonl"):

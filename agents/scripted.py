@@ -69,12 +69,13 @@ class RandomAgent(Agent):
     def _operation(self, images: tuple[np.ndarray, ...], n: int) -> Operation:
         index = int(self.rng.integers(1, len(images) + 1))
         height, width = images[index - 1].shape[:2]
-        x = np.sort(self.rng.uniform(0, width, 2))
-        y = np.sort(self.rng.uniform(0, height, 2))
+        # Integer corners with x1 < x2 <= width and y1 < y2 <= height: valid, never clipped.
+        x1, x2 = np.sort(self.rng.choice(width + 1, size=2, replace=False)).tolist()
+        y1, y2 = np.sort(self.rng.choice(height + 1, size=2, replace=False)).tolist()
         label = f"random {self.turn}-{n}"
         if self.rng.random() < 0.5:
-            return Box(index, (round(x[0]), round(y[0]), round(x[1]) + 1, round(y[1]) + 1), label)
-        return Line(index, (round(x[0]), round(y[0])), (round(x[1]) + 1, round(y[1]) + 1), label)
+            return Box(index, (x1, y1, x2, y2), label)
+        return Line(index, (x1, y1), (x2, y2), label)
 
 
 class OracleAgent(Agent):
