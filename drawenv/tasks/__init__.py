@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drawenv.errors import check_choice, invalid_argument
-from drawenv.tasks import counting, depth, direction, distance, multiview
+from drawenv.tasks import counting, depth, direction, distance, maze, multiview
 from drawenv.tasks.jsonl import JsonlSource, load_jsonl
 from drawenv.tasks.record import ANSWER_TYPES, TaskRecord
 from drawenv.tasks.source import GeneratedSource, MixedSource, RecordSource, TaskSource
 
 SUITES = {
+    "maze": maze.generate,
     "counting": counting.generate,
     "distance": distance.generate,
     "direction": direction.generate,
