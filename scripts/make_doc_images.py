@@ -1,7 +1,7 @@
 """Write one example picture per built-in suite into docs/images/ (used by docs/tasks.md).
 
 Run ``python scripts/make_doc_images.py``. For each suite it saves item 0 of seed 0 at difficulty 2
-as ``<suite>.png`` (image 1 as the model first sees it) and ``<suite>_drawn.png`` (the same image
+as ``<suite>.jpg`` (image 1 as the model first sees it) and ``<suite>_drawn.jpg`` (the same image
 after the env executed the item's key drawings; the first new image), plus the question in ``examples.md``.
 """
 
@@ -26,15 +26,15 @@ def main() -> None:
         record = generate(0, 0, 2)
         env = DrawSpatialEnv(task=[record])
         obs, _ = env.reset(seed=0)
-        Image.fromarray(obs["images"][0]).save(OUT / f"{suite}.png", optimize=True)
+        Image.fromarray(obs["images"][0]).save(OUT / f"{suite}.jpg", quality=85)
         if record.key_operations:
             obs, _, _, _, info = env.step(Draw(record.key_operations))
             drawn = obs["images"][info["new_image_indices"][0] - 1]
-            Image.fromarray(drawn).save(OUT / f"{suite}_drawn.png", optimize=True)
+            Image.fromarray(drawn).save(OUT / f"{suite}_drawn.jpg", quality=85)
         sizes = [(image.shape[1], image.shape[0]) for image in record.images]
         lines += [f"## {suite}", "", "```text", question_prompt(record, sizes), "```"]
         lines += [f"Answer: `{record.answer}`", ""]
-        print(f"wrote {OUT / suite}.png")
+        print(f"wrote {OUT / suite}.jpg")
     (OUT / "examples.md").write_text("\n".join(lines))
 
 
