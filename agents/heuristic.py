@@ -17,7 +17,12 @@ from drawenv.actions import Action, Answer, Draw
 from drawenv.prompts import read_question_prompt
 from drawenv.tasks import TaskRecord
 
-SOLVERS = ("agents.solvers.floorplan", "agents.solvers.depth")
+SOLVERS = (
+    "agents.solvers.floorplan",
+    "agents.solvers.depth",
+    "agents.solvers.counting",
+    "agents.solvers.multiview",
+)
 
 
 class HeuristicAgent(Agent):

@@ -141,3 +141,16 @@ def test_export_sft_writes_chat_messages_with_self_corrections(tmp_path):
     row = (y1 + y2) // 2
     assert (wrong_image[row, x1] == colour).all()  # the misplaced outline is drawn on image 2
     assert (fixed_image[row, x1] == original[row, x1]).all()  # and gone from image 3
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_heuristic_beats_random_and_answer_only_over_100_items(suite):
+    from agents.heuristic import HeuristicAgent
+
+    accuracy = {}
+    for agent in (HeuristicAgent(), RandomAgent(), AnswerOnlyAgent()):
+        results = evaluate(agent, task=suite, episodes=100, seed=0, difficulty=2)
+        accuracy[agent.name] = sum(r["accuracy"] for r in results) / len(results)
+        assert all(not any(t["errors"] for t in r["turns"]) for r in results), agent.name
+    assert accuracy["heuristic"] > accuracy["random"] + 0.1, accuracy
+    assert accuracy["heuristic"] > accuracy["answer_only"] + 0.1, accuracy
