@@ -22,6 +22,7 @@ SOLVERS = (
     "agents.solvers.depth",
     "agents.solvers.counting",
     "agents.solvers.multiview",
+    "agents.solvers.maze",
 )
 
 
