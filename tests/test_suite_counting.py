@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -34,30 +32,6 @@ def digest(record: TaskRecord) -> str:
 def colour_mask(image: np.ndarray, rgb: list[int]) -> np.ndarray:
     """Pixels within TOLERANCE of ``rgb`` in every channel."""
     return (np.abs(image.astype(int) - np.asarray(rgb)).max(axis=2) <= TOLERANCE).astype(np.uint8)
-
-
-def test_same_item_same_bytes_in_this_and_another_process():
-    keys = [(3, 0, 1), (3, 5, 2), (9, 2, 3)]
-    here = [digest(counting.generate(*key)) for key in keys]
-    assert here == [digest(counting.generate(*key)) for key in keys]
-    script = (
-        "import json\n"
-        "from tests.test_suite_counting import digest\n"
-        "from drawenv.tasks import counting\n"
-        f"print(json.dumps([digest(counting.generate(*k)) for k in {keys!r}]))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert json.loads(out.stdout) == here
-    first, again = counting.generate(3, 0, 1), counting.generate(3, 0, 1)
-    assert (first.id, first.question, first.answer, first.metadata) == (
-        again.id,
-        again.question,
-        again.answer,
-        again.metadata,
-    )
-    assert len({digest(counting.generate(3, i, 2)) for i in range(6)}) == 6
 
 
 def test_counts_spread_over_a_wide_range(monkeypatch):

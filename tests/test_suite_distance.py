@@ -9,8 +9,6 @@ import collections
 import hashlib
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -95,21 +93,6 @@ def play(record, preset: str) -> float:
     _, reward, terminated, _, _ = env.step(drawenv.Answer(str(record.answer)))
     assert terminated
     return reward
-
-
-def test_same_item_is_identical_also_in_another_process_and_indices_differ():
-    keys = [(3, i, 1 + i % 3) for i in range(3)]
-    here = [digest(distance.generate(*key)) for key in keys]
-    assert here == [digest(distance.generate(*key)) for key in keys]
-    script = (
-        "import json\n"
-        "from tests.test_suite_distance import digest\n"
-        "from drawenv.tasks import distance\n"
-        f"print(json.dumps([digest(distance.generate(*k)) for k in {keys!r}]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == here
-    assert len({digest(distance.generate(3, i, 2)) for i in range(5)}) == 5
 
 
 def test_letters_balanced_and_numeric_answers_spread_over_500_items():

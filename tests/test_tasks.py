@@ -81,8 +81,12 @@ def test_recorded_answer_earns_the_maximum_reward(suite, preset):
         )
 
 
-def test_items_are_identical_in_another_process():
-    keys = [(suite, index, 1 + index % 3) for suite in SUITES for index in range(2)]
+def test_items_are_identical_in_another_process_and_differ_between_indices():
+    keys = [
+        (suite, index, difficulty)
+        for suite in SUITES
+        for index, difficulty in [(0, 1), (1, 2), (2, 3)]
+    ]
     script = (
         "import json, sys\n"
         "from tests.test_tasks import fingerprint\n"
@@ -96,7 +100,11 @@ def test_items_are_identical_in_another_process():
         check=True,
         env={"PYTHONHASHSEED": "123", "PATH": ""},
     )
-    assert json.loads(out.stdout) == [fingerprint(SUITES[s](5, i, d)) for s, i, d in keys]
+    here = [fingerprint(SUITES[s](5, i, d)) for s, i, d in keys]
+    assert json.loads(out.stdout) == here
+    assert here == [fingerprint(SUITES[s](5, i, d)) for s, i, d in keys]  # and twice in one process
+    for suite in SUITES:
+        assert len({fingerprint(SUITES[suite](5, i, 2)) for i in range(4)}) == 4
 
 
 def test_mixed_covers_every_suite_and_task_lists_work():

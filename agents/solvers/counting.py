@@ -21,16 +21,10 @@ from agents.vision import Solution, clip_box, safe_label, unique_operations
 from drawenv.actions import Box
 from drawenv.prompts import QuestionPrompt
 
-# Fill colours a reader associates with the colour words of the questions.
-COLOURS = {
-    "red": (214, 44, 48),
-    "orange": (246, 140, 28),
-    "yellow": (240, 208, 40),
-    "green": (44, 158, 70),
-    "blue": (38, 96, 214),
-    "purple": (128, 64, 184),
-    "pink": (236, 110, 178),
-}
+# The colour words and kinds the questions use, as the suite paints them: domain knowledge of
+# the suite's look, not an item's ground truth.
+from drawenv.tasks.counting import COLOURS, KINDS
+
 # Shades painted next to the named colours (vermilion, amber, lime, ...): never the named colour.
 SHADES = (
     (226, 92, 40),
@@ -42,7 +36,6 @@ SHADES = (
     (236, 90, 130),
 )
 RIM = 0.62  # shapes are outlined in a darker version of their fill
-KINDS = ("circle", "square", "triangle", "star", "hexagon")
 # Share of its enclosing circle that the fill of a whole shape covers, as drawn (the rim and the
 # pixel grid take a little off the ideal 1.0, 0.827, 0.637 and 0.413).
 FILL = {"circle": 0.94, "hexagon": 0.82, "square": 0.66, "triangle": 0.455}

@@ -30,20 +30,12 @@ from agents.solvers.counting import nearest_paint
 from agents.vision import Solution, clip_box, safe_label, unique_operations
 from drawenv.actions import Box
 from drawenv.prompts import QuestionPrompt
+
+# The colour words and kinds the questions use, as the suite paints them: domain knowledge of
+# the suite's look, not an item's ground truth.
+from drawenv.tasks.multiview import COLOURS, KINDS
 from drawenv.tasks.record import LETTERS
 
-# Colours a reader associates with the colour words of the questions.
-COLOURS = {
-    "red": (212, 46, 44),
-    "orange": (242, 138, 30),
-    "yellow": (238, 204, 44),
-    "green": (52, 160, 70),
-    "teal": (28, 150, 150),
-    "blue": (44, 88, 212),
-    "purple": (130, 64, 182),
-    "pink": (234, 108, 168),
-}
-KINDS = ("mug", "book", "ball", "box", "phone", "plate", "toy car")
 RIM, TRIM = 0.6, 0.5  # outlines are darker; trims (plate middles, box ribbons) lighter
 # Parts that are no object's colour: coffee, phone screens, car windows, book pages.
 INSERTS = {"dark": (34, 32, 36), "coffee": (72, 46, 30), "glass": (64, 74, 94)}
