@@ -19,7 +19,7 @@ AGENTS: dict[str, type[Agent]] = {
     "heuristic": HeuristicAgent,
     "oracle": OracleAgent,
 }
-DEMO_EPISODES = 8  # per agent and suite: the demo takes about two minutes on 2 CPU cores
+DEMO_EPISODES = 30  # per agent and suite: the demo takes about two minutes on 2 CPU cores
 
 
 def make_agent(name: str) -> Agent:
@@ -59,9 +59,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else Path("runs") / "demo"
     print(
         f"DrawSpatial-v0 demo: {len(AGENTS)} agents x {len(SUITES)} suites x {args.episodes} "
-        f"episodes (seed {args.seed})"
+        f"episodes (seed {args.seed}, difficulty {args.difficulty})"
     )
-    run_and_report(list(AGENTS), list(SUITES), args.episodes, args.seed, out)
+    run_and_report(
+        list(AGENTS), list(SUITES), args.episodes, args.seed, out, difficulty=args.difficulty
+    )
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -152,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"episodes per agent and suite (default {DEMO_EPISODES})",
     )
     p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--difficulty", type=int, default=2, help="1, 2 or 3 (default 2)")
     p.add_argument("--out", help="output folder (default runs/demo)")
     p.set_defaults(run=cmd_demo)
 
