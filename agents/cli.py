@@ -67,14 +67,36 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    check_choice("--agent", args.agent, AGENTS)
+    check_choice("--agent", args.agent, [*AGENTS, "vlm"])
     suites = list(SUITES) if args.task == "all" else [args.task]
     for suite in suites:
         if not suite.endswith(".jsonl"):
             check_choice("--task", suite, [*SUITES, "mixed"])
-    env_kwargs = {"protocol": args.protocol, "coords": args.coords, "difficulty": args.difficulty}
     out = Path(args.out) if args.out else None
-    run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
+    env_kwargs = {"protocol": args.protocol, "difficulty": args.difficulty}
+    if args.agent != "vlm":
+        env_kwargs["coords"] = args.coords or "pixel"
+        run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
+        return
+    if not args.model:
+        raise DrawEnvError(
+            "`--agent vlm` needs `--model PATH`, a local model folder, e.g. "
+            "`drawenv eval --agent vlm --model ~/models/Qwen2.5-VL-3B-Instruct --task maze`."
+        )
+    from agents.vlm_eval import run_vlm_eval  # torch and transformers: the `agents` extra
+
+    run_vlm_eval(
+        args.model,
+        suites=suites,
+        episodes=args.n,
+        k=args.k,
+        seed=args.seed,
+        out=out,
+        device=args.device,
+        dtype=args.dtype,
+        coords=args.coords,
+        **env_kwargs,
+    )
 
 
 def cmd_view(args: argparse.Namespace) -> None:
@@ -158,8 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/demo)")
     p.set_defaults(run=cmd_demo)
 
-    p = commands.add_parser("eval", help="evaluate one agent on a suite")
-    p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}")
+    p = commands.add_parser("eval", help="evaluate one agent (or a local VLM) on a suite")
+    p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}, vlm")
+    p.add_argument("--model", help="with --agent vlm: a local model folder (nothing downloads)")
+    p.add_argument("--k", type=int, default=1, help="with --agent vlm: samples per task, pass@k")
+    p.add_argument("--device", default="cpu", help="with --agent vlm: cpu, cuda, cuda:1, …")
+    p.add_argument(
+        "--dtype", default="float32", help="with --agent vlm: float32, bfloat16, float16"
+    )
     p.add_argument(
         "--task", default="all", help=f"a suite ({', '.join(SUITES)}), mixed, all, or a .jsonl file"
     )
@@ -167,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--out", help="write results.jsonl, images and index.html here")
     p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
-    p.add_argument("--coords", default="pixel", help="pixel or norm1000")
+    p.add_argument(
+        "--coords", help="pixel or norm1000 (default: pixel; a VLM's own convention for vlm)"
+    )
     p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
     p.set_defaults(run=cmd_eval)
 

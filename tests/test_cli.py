@@ -105,3 +105,35 @@ def test_bad_arguments_say_what_to_type(args, words):
     for word in words:
         assert word.lower() in done.stderr.lower()
     assert "Traceback" not in done.stderr
+
+
+def test_eval_a_local_vlm_with_pass_at_k(tmp_path):
+    from agents.testing import save_tiny_model
+
+    model = tmp_path / "tiny-qwen"
+    save_tiny_model(model)
+    out = tmp_path / "vlm"
+    done = run(
+        "eval",
+        "--agent",
+        "vlm",
+        "--model",
+        str(model),
+        "--task",
+        "counting",
+        "-n",
+        "2",
+        "--k",
+        "2",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pass@1" in done.stdout and "pass@2" in done.stdout
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 4 and (out / "index.html").is_file()
+
+
+def test_eval_vlm_without_a_model_says_what_to_type():
+    done = run("eval", "--agent", "vlm", "--task", "maze")
+    assert done.returncode == 2 and "--model PATH" in done.stderr

@@ -1,0 +1,624 @@
+"""A vision-language model as a DrawSpatial-v0 policy: chat tokens, batched turns, log-probs.
+
+:class:`VLMPolicy` wraps a transformers image-text-to-text model (Qwen2.5-VL first; Qwen2-VL and
+Qwen3-VL work the same way) with its tokenizer and image processor. It owns three jobs:
+
+- **tokens**: the chat is built once per episode and then only grows. :meth:`prompt_segment`
+  renders ``[system, user(images + question)]`` with the model's chat template;
+  :meth:`observation_segment` renders just the next observation turn (its new images and text)
+  and is appended. The history is never re-tokenised, so the ids the model sampled are exactly
+  the ids that get trained. Image placeholders are expanded here, one ``<|image_pad|>`` per merged
+  patch, from the image processor's grid; :meth:`check_sync` proves ids and pixels agree.
+- **sampling**: :meth:`generate` runs one turn for a batch of sequences (left padding, a KV cache
+  within the turn, temperature / top-p sampling from a seeded ``torch.Generator``) and records
+  the log-probability of every sampled token under ``log_softmax(logits / temperature)``.
+- **scoring**: :meth:`token_logprobs` recomputes those log-probs with one forward pass over whole
+  trajectories (right padding, every image of each), so a trainer's first importance ratio is 1.
+
+The env's images are already smart-resized to multiples of ``patch_size * merge_size``; they are
+handed to the image processor with ``do_resize=False`` and each grid is checked against the array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+NORM1000_MODELS = ("qwen2_vl", "qwen3_vl", "qwen3_vl_moe")
+"""Model types that write 0..1000 relative coordinates (the env's ``coords="norm1000"``)."""
+
+_SENTINEL = "\u2063ASSISTANT\u2063"
+
+
+class ImageTokenMismatch(ValueError):
+    """Image placeholder tokens and pixel tensors of a sequence disagree (a bug, never data)."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How the policy samples one turn."""
+
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy (log-probs are then those of temperature 1)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass in (0, 1]; the recorded log-probs ignore this truncation."""
+    max_new_tokens: int = 512
+    """Most tokens the model writes in one turn."""
+    min_new_tokens: int = 0
+    """Stop tokens are not sampled before this many tokens of a turn (for benchmarks)."""
+    stop_strings: tuple[str, ...] = ()
+    """A turn also ends once its text contains one of these (e.g. ``"</answer>"``)."""
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise ValueError(f"Expected temperature >= 0, got {self.temperature!r}.")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"Expected top_p in (0, 1], got {self.top_p!r}.")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"Expected max_new_tokens >= 1, got {self.max_new_tokens!r}.")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(
+                f"Expected 0 <= min_new_tokens <= max_new_tokens ({self.max_new_tokens}), "
+                f"got {self.min_new_tokens!r}."
+            )
+        if isinstance(self.stop_strings, str) or not all(self.stop_strings):
+            raise ValueError(
+                f"Expected stop_strings as a tuple of non-empty strings, got {self.stop_strings!r}."
+            )
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
+
+
+@dataclass
+class ImageTextProcessor:
+    """A tokenizer (with a chat template) and an image processor: what the policy needs.
+
+    Used where the model's own processor class cannot be built (transformers' Qwen-VL processors
+    need torchvision for their video half); a transformers processor works the same way.
+    """
+
+    tokenizer: Any
+    image_processor: Any
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write both parts to the folder ``path``."""
+        self.tokenizer.save_pretrained(path)
+        self.image_processor.save_pretrained(path)
+
+
+@dataclass
+class Segment:
+    """Tokens to append to a sequence, with the images whose placeholders they hold."""
+
+    ids: list[int]
+    pixel_values: torch.Tensor | None = None
+    image_grid_thw: torch.Tensor | None = None
+
+
+@dataclass
+class TurnInput:
+    """One growing sequence as :meth:`VLMPolicy.generate` sees it."""
+
+    ids: list[int]
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+    max_new_tokens: int
+    episode: int = 0
+    turn: int = 0
+
+
+@dataclass
+class TurnOutput:
+    """What the model wrote in one turn."""
+
+    ids: list[int]
+    logprobs: list[float]
+    text: str
+    finish: str
+    """``stop`` (a stop token), ``stop_string``, ``length`` (max_new_tokens) or ``budget``."""
+
+
+class VLMPolicy:
+    """A transformers image-text-to-text model acting in DrawSpatial-v0.
+
+    Args:
+        model: an image-text-to-text model (``Qwen2_5_VLForConditionalGeneration``, …), already
+            on its device and dtype.
+        processor: its processor, or anything with ``tokenizer`` (holding the chat template) and
+            ``image_processor`` attributes (:class:`ImageTextProcessor`).
+        settings: default :class:`GenerationSettings`.
+    """
+
+    def __init__(self, model: Any, processor: Any, settings: GenerationSettings | None = None):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.image_processor = processor.image_processor
+        self.settings = settings or GenerationSettings()
+        config = model.config
+        self.image_token_id = int(config.image_token_id)
+        self.image_token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
+        self.merge_size = int(getattr(self.image_processor, "merge_size", 2))
+        self.patch_size = int(getattr(self.image_processor, "patch_size", 14))
+        self.vocab_limit = len(self.tokenizer)
+        # The model never writes vision tokens: a sampled placeholder would have no pixels.
+        self.banned_token_ids = sorted(
+            {
+                int(token_id)
+                for name in ("image_token_id", "video_token_id", "vision_start_token_id")
+                if (token_id := getattr(config, name, None)) is not None
+            }
+        )
+        self.pad_token_id = self._pad_token_id()
+        self.stop_token_ids = self._stop_token_ids()
+        self._rope_index = getattr(model, "get_rope_index", None) or getattr(
+            getattr(model, "model", None), "get_rope_index", None
+        )
+        self._closing = self._assistant_closing()
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+        attn_implementation: str | None = "sdpa",
+        settings: GenerationSettings | None = None,
+    ) -> VLMPolicy:
+        """Load a model and its processor from the local folder ``path`` (never downloads)."""
+        from transformers import AutoModelForImageTextToText
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"Expected a model folder with config.json, got {str(path)!r}. Give the local "
+                "folder of a saved model (save_pretrained or a downloaded snapshot)."
+            )
+        if isinstance(dtype, str):
+            if dtype not in DTYPES:
+                raise ValueError(f"Expected dtype in {sorted(DTYPES)}, got {dtype!r}.")
+            dtype = DTYPES[dtype]
+        model = AutoModelForImageTextToText.from_pretrained(
+            path, local_files_only=True, dtype=dtype, attn_implementation=attn_implementation
+        )
+        return cls(model.to(device).eval(), load_processor(path), settings)
+
+    # -- facts about the model ---------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self.model.parameters()).device
+
+    @property
+    def coords(self) -> str:
+        """The env ``coords`` mode this model family writes: ``pixel`` or ``norm1000``."""
+        return "norm1000" if self.model.config.model_type in NORM1000_MODELS else "pixel"
+
+    @property
+    def patch_factor(self) -> int:
+        """The env ``patch_factor`` whose images this model's processor takes unresized."""
+        return self.patch_size * self.merge_size
+
+    def _pad_token_id(self) -> int:
+        for token_id in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+            if token_id is not None:
+                return int(token_id)
+        return 0
+
+    def _stop_token_ids(self) -> tuple[int, ...]:
+        ids = {self.tokenizer.eos_token_id}
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if end is not None and end != self.tokenizer.unk_token_id:
+            ids.add(end)
+        return tuple(sorted(int(i) for i in ids if i is not None))
+
+    # -- chat and tokens ---------------------------------------------------------------------
+
+    def _render(self, messages: list[dict[str, Any]], generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt
+        )
+
+    @staticmethod
+    def _user(text: str, n_images: int) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+        return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
+
+    def _assistant_closing(self) -> str:
+        """The template's text after an assistant message's content (``<|im_end|>\\n`` for
+        Qwen), found by rendering a sentinel assistant message."""
+        head = [{"role": "system", "content": "s"}, self._user("q", 0)]
+        closed = self._render([*head, {"role": "assistant", "content": _SENTINEL}], False)
+        if closed.count(_SENTINEL) != 1:
+            raise ValueError("The chat template does not render assistant messages verbatim.")
+        return closed.split(_SENTINEL)[1]
+
+    def prompt_segment(
+        self, system_prompt: str, text: str, images: Sequence[np.ndarray]
+    ) -> Segment:
+        """The first prompt: system message, the question with its images, generation prompt."""
+        messages = [{"role": "system", "content": system_prompt}, self._user(text, len(images))]
+        return self._segment(self._render(messages, True), images)
+
+    def observation_segment(
+        self, text: str, images: Sequence[np.ndarray], *, last_token: int | None = None
+    ) -> Segment:
+        """The tokens that follow a model turn: what the chat template puts after an assistant
+        message, less the token the model ended on (``last_token``, e.g. ``<|im_end|>``; the
+        whole closing is inserted when the turn was cut), then the observation as a user
+        message with its new images, then the next generation prompt."""
+        head = [
+            {"role": "system", "content": "s"},
+            self._user("q", 0),
+            {"role": "assistant", "content": _SENTINEL},
+        ]
+        before = self._render(head, False)
+        after = self._render([*head, self._user(text, len(images))], True)
+        if not after.startswith(before):
+            raise ValueError("The chat template renders earlier messages differently later on.")
+        closing = self._closing
+        if last_token is not None:
+            end = self.tokenizer.decode([last_token])
+            if end and closing.startswith(end):
+                closing = closing[len(end) :]
+        return self._segment(closing + after[len(before) :], images)
+
+    def encode_images(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel patches and ``(t, h, w)`` grids of the env's images, not resized again."""
+        for k, image in enumerate(images, start=1):
+            height, width = image.shape[:2]
+            if height % self.patch_factor or width % self.patch_factor:
+                raise ValueError(
+                    f"Expected image sides that are multiples of {self.patch_factor}, got image "
+                    f"{k} of {width}x{height}. Make the env with patch_factor="
+                    f"{self.patch_factor} so its images suit this model's processor."
+                )
+        out = self.image_processor(images=list(images), do_resize=False, return_tensors="pt")
+        grid = out["image_grid_thw"].long()
+        for k, (image, (t, h, w)) in enumerate(zip(images, grid.tolist()), start=1):
+            expected = (1, image.shape[0] // self.patch_size, image.shape[1] // self.patch_size)
+            if (t, h, w) != expected:
+                raise ImageTokenMismatch(
+                    f"Expected grid {expected} for image {k} ({image.shape[1]}x{image.shape[0]}), "
+                    f"got {(t, h, w)}: the image processor resized the image."
+                )
+        return out["pixel_values"], grid
+
+    def _segment(self, text: str, images: Sequence[np.ndarray]) -> Segment:
+        pads = text.count(self.image_token)
+        if pads != len(images):
+            raise ImageTokenMismatch(
+                f"Expected one image placeholder per image, got {pads} placeholders for "
+                f"{len(images)} images in the rendered chat."
+            )
+        if not images:
+            return Segment(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        pixel_values, grid = self.encode_images(images)
+        pieces = text.split(self.image_token)
+        counts = (grid.prod(-1) // self.merge_size**2).tolist()
+        expanded = pieces[0] + "".join(
+            self.image_token * n + piece for n, piece in zip(counts, pieces[1:])
+        )
+        ids = self.tokenizer(expanded, add_special_tokens=False)["input_ids"]
+        return Segment(list(ids), pixel_values, grid)
+
+    def check_sync(
+        self,
+        ids: Sequence[int] | torch.Tensor,
+        pixel_values: torch.Tensor | None,
+        image_grid_thw: torch.Tensor | None,
+        images: Sequence[np.ndarray] | None = None,
+    ) -> None:
+        """Raise :class:`ImageTokenMismatch` (with the counts) unless every image's run of
+        placeholder tokens has exactly the length its grid implies, the pixel rows add up to the
+        grids, and (given ``images``) every grid matches its image's size."""
+        ids = torch.as_tensor(ids).view(-1)
+        is_pad = ids == self.image_token_id
+        runs = _runs(is_pad)
+        grid = (
+            torch.zeros(0, 3, dtype=torch.long)
+            if image_grid_thw is None
+            else image_grid_thw.long().cpu()
+        )
+        expected = (grid.prod(-1) // self.merge_size**2).tolist()
+        rows = 0 if pixel_values is None else int(pixel_values.shape[0])
+        problems = []
+        if runs != expected:
+            problems.append(
+                f"placeholder runs {runs} (total {int(is_pad.sum())}) but the grids give "
+                f"{expected} (total {sum(expected)}) for {len(expected)} image(s)"
+            )
+        if rows != int(grid.prod(-1).sum()):
+            problems.append(f"{rows} pixel rows but the grids give {int(grid.prod(-1).sum())}")
+        if images is not None:
+            sizes = [
+                (1, im.shape[0] // self.patch_size, im.shape[1] // self.patch_size) for im in images
+            ]
+            if sizes != [tuple(g) for g in grid.tolist()]:
+                problems.append(f"grids {grid.tolist()} but the images give {sizes}")
+        if problems:
+            raise ImageTokenMismatch(
+                "Image tokens and pixels are out of sync: " + "; ".join(problems)
+            )
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def _positions(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, grid: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Rotary positions for a padded batch: multimodal (3, B, L) when the model has a
+        ``get_rope_index`` (Qwen-VL family), plain (B, L) otherwise; pads get 0."""
+        if self._rope_index is not None and grid is not None:
+            position_ids, _ = self._rope_index(
+                input_ids,
+                mm_token_type_ids=(input_ids == self.image_token_id).int(),
+                image_grid_thw=grid,
+                attention_mask=attention_mask,
+            )
+            return position_ids
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self._rope_index is not None:
+            return positions.unsqueeze(0).expand(3, -1, -1)
+        return positions
+
+    def _batch(
+        self, sequences: Sequence[Any], *, left: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Pad ``sequences`` (with ``ids``, ``pixel_values``, ``image_grid_thw``) into a batch."""
+        length = max(len(s.ids) for s in sequences)
+        input_ids = torch.full((len(sequences), length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        for row, s in enumerate(sequences):
+            ids = torch.as_tensor(s.ids, dtype=torch.long)
+            span = slice(length - len(ids), length) if left else slice(0, len(ids))
+            input_ids[row, span] = ids
+            attention_mask[row, span] = 1
+        pixels = [s.pixel_values for s in sequences if s.pixel_values is not None]
+        grids = [s.image_grid_thw for s in sequences if s.image_grid_thw is not None]
+        device = self.device
+        pixel_values = torch.cat(pixels).to(device, self.model.dtype) if pixels else None
+        grid = torch.cat(grids).to(device) if grids else None
+        return input_ids.to(device), attention_mask.to(device), pixel_values, grid
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def _scores(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """``log_softmax(logits / T)`` in fp32 over the tokens a model may write: the
+        tokenizer's vocabulary (a checkpoint's padded rows beyond it excluded) less the vision
+        placeholders. Sampling and :meth:`token_logprobs` share it, so their log-probs agree."""
+        logits = logits.float().clone()
+        logits[..., self.vocab_limit :] = float("-inf")
+        logits[..., self.banned_token_ids] = float("-inf")
+        return torch.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
+
+    def choose_tokens(
+        self,
+        scores: torch.Tensor,
+        *,
+        generator: torch.Generator,
+        settings: GenerationSettings,
+        episodes: Sequence[int],
+        turns: Sequence[int],
+        generated: Sequence[Sequence[int]],
+    ) -> torch.Tensor:
+        """Pick the next token of every row from ``scores`` (B, V: tempered log-probs).
+
+        Greedy at temperature 0, else top-p sampling with ``generator``. Subclasses may
+        override this to script or constrain decoding (``episodes``, ``turns`` and ``generated``
+        tell which episode, which turn and what the row wrote so far); the recorded log-prob is
+        always the model's score of the chosen token.
+        """
+        if settings.temperature == 0:
+            return scores.argmax(-1)
+        probs = scores.exp()
+        if settings.top_p < 1:
+            sorted_probs, order = probs.sort(-1, descending=True)
+            outside = sorted_probs.cumsum(-1) - sorted_probs >= settings.top_p
+            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        sequences: Sequence[TurnInput],
+        *,
+        generator: torch.Generator,
+        settings: GenerationSettings | None = None,
+    ) -> list[TurnOutput]:
+        """Write the next turn of every sequence in one batched call (left padding, KV cache)."""
+        settings = settings or self.settings
+        model = self.model
+        input_ids, attention_mask, pixel_values, grid = self._batch(sequences, left=True)
+        position_ids = self._positions(input_ids, attention_mask, grid)
+        kwargs: dict[str, Any] = {}
+        if pixel_values is not None:
+            kwargs = {"pixel_values": pixel_values, "image_grid_thw": grid}
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=1,
+            **kwargs,
+        )
+        cache = out.past_key_values
+        logits = out.logits[:, -1]
+        next_position = position_ids.amax(dim=-1, keepdim=True) + 1  # (3, B, 1) or (B, 1)
+        n = len(sequences)
+        limits = [s.max_new_tokens for s in sequences]
+        generated: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        finish: list[str | None] = [None] * n
+        stop_ids = torch.tensor(self.stop_token_ids, device=self.device, dtype=torch.long)
+        episodes = [s.episode for s in sequences]
+        turns = [s.turn for s in sequences]
+        longest_stop = max((len(s) for s in settings.stop_strings), default=0)
+        for step in range(max(limits)):
+            scores = self._scores(logits, settings.temperature)
+            sample_scores = scores
+            if step < settings.min_new_tokens and len(stop_ids):
+                sample_scores = scores.clone()
+                sample_scores[:, stop_ids] = float("-inf")
+            tokens = self.choose_tokens(
+                sample_scores,
+                generator=generator,
+                settings=settings,
+                episodes=episodes,
+                turns=turns,
+                generated=generated,
+            )
+            token_scores = scores.gather(-1, tokens[:, None]).squeeze(-1).tolist()
+            token_list = tokens.tolist()
+            for row in range(n):
+                if finish[row] is not None:
+                    continue
+                token = token_list[row]
+                generated[row].append(token)
+                logprobs[row].append(token_scores[row])
+                if token in self.stop_token_ids:
+                    finish[row] = "stop"
+                elif longest_stop and self._hit_stop_string(generated[row], settings, longest_stop):
+                    finish[row] = "stop_string"
+                elif len(generated[row]) >= limits[row]:
+                    finish[row] = "length"
+            if all(f is not None for f in finish):
+                break
+            feed = torch.tensor(
+                [self.pad_token_id if finish[r] else token_list[r] for r in range(n)],
+                device=self.device,
+            )[:, None]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(n, 1)], dim=1)
+            out = model(
+                input_ids=feed,
+                attention_mask=attention_mask,
+                position_ids=next_position,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache = out.past_key_values
+            logits = out.logits[:, -1]
+            next_position = next_position + 1
+        return [
+            TurnOutput(
+                ids=generated[row],
+                logprobs=logprobs[row],
+                text=self.tokenizer.decode(generated[row], skip_special_tokens=True),
+                finish=finish[row] or "length",
+            )
+            for row in range(n)
+        ]
+
+    def _hit_stop_string(self, ids: list[int], settings: GenerationSettings, longest: int) -> bool:
+        tail = self.tokenizer.decode(ids[-(longest + 2) :], skip_special_tokens=False)
+        return any(s in tail for s in settings.stop_strings)
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def token_logprobs(
+        self,
+        trajectories: Sequence[Any],
+        *,
+        temperature: float | None = None,
+        batch_size: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Log-probs of the generated tokens of each trajectory under the current weights.
+
+        One forward pass per batch (right padding) over each record's full ``input_ids`` with
+        all its images. Returns, per trajectory, a float32 tensor as long as its ids: entry ``t``
+        is ``log p(ids[t] | ids[:t])`` where ``mask[t] == 1``, else 0. Gradients flow when
+        enabled (wrap in ``torch.no_grad()`` to only score).
+        """
+        temperature = self.settings.temperature if temperature is None else temperature
+        batch_size = batch_size or len(trajectories)
+        results: list[torch.Tensor] = []
+        for start in range(0, len(trajectories), batch_size):
+            results += self._score_batch(trajectories[start : start + batch_size], temperature)
+        return results
+
+    def _score_batch(self, trajectories: Sequence[Any], temperature: float) -> list[torch.Tensor]:
+        for t in trajectories:
+            self.check_sync(t.ids, t.pixel_values, t.image_grid_thw)
+        input_ids, attention_mask, pixel_values, grid = self._batch(trajectories, left=False)
+        position_ids = self._positions(input_ids, attention_mask, grid)
+        targets = torch.zeros_like(input_ids, dtype=torch.bool)
+        for row, t in enumerate(trajectories):
+            targets[row, : len(t.ids)] = torch.as_tensor(
+                t.mask, dtype=torch.bool, device=targets.device
+            )
+        if targets[:, 0].any():
+            raise ValueError(
+                "Expected a prompt before the first generated token, got mask[0] == 1."
+            )
+        keep = torch.zeros_like(targets)
+        keep[:, :-1] = targets[:, 1:]  # logits at t - 1 predict the token at t
+        kwargs: dict[str, Any] = {}
+        if pixel_values is not None:
+            kwargs = {"pixel_values": pixel_values, "image_grid_thw": grid}
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=keep,
+            **kwargs,
+        )
+        scores = self._scores(out.logits, temperature)  # (N, V): the kept positions, row-major
+        picked = scores.gather(-1, input_ids[targets][:, None]).squeeze(-1)
+        full = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+        full = full.masked_scatter(targets, picked)
+        return [full[row, : len(t.ids)] for row, t in enumerate(trajectories)]
+
+
+def _runs(flags: torch.Tensor) -> list[int]:
+    """Lengths of the runs of True in a 1-D bool tensor, in order."""
+    runs, current = [], 0
+    for flag in flags.tolist():
+        if flag:
+            current += 1
+        elif current:
+            runs.append(current)
+            current = 0
+    if current:
+        runs.append(current)
+    return runs
+
+
+def load_processor(path: str | Path) -> Any:
+    """The processor saved in the folder ``path``: the model's own class where it can be built,
+    else its tokenizer and image processor (:class:`ImageTextProcessor`). Never downloads."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    try:
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+        if hasattr(processor, "tokenizer") and hasattr(processor, "image_processor"):
+            return processor
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        pass
+    return ImageTextProcessor(
+        AutoTokenizer.from_pretrained(path, local_files_only=True),
+        AutoImageProcessor.from_pretrained(path, local_files_only=True),
+    )
+
+
+__all__ = [
+    "DTYPES",
+    "GenerationSettings",
+    "ImageTextProcessor",
+    "ImageTokenMismatch",
+    "Segment",
+    "TurnOutput",
+    "VLMPolicy",
+    "load_processor",
+]
