@@ -108,6 +108,9 @@ def measure(policy: BenchPolicy, size: int, args: argparse.Namespace) -> dict:
         for _ in range(size)
     ]
     cuda = args.device.startswith("cuda")
+    # One untimed rollout first, so kernel selection and allocator growth for this batch shape
+    # are not charged to the timed one.
+    rollout(policy, envs, seed=args.seed + 1000)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
