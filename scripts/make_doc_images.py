@@ -1,8 +1,8 @@
 """Write one example picture per built-in suite into docs/images/ (used by docs/tasks.md).
 
 Run ``python scripts/make_doc_images.py``. For each suite it saves item 0 of seed 0 at difficulty 2
-as ``<suite>.jpg`` (image 1 as the model first sees it) and ``<suite>_drawn.jpg`` (the same image
-after the env executed the item's key drawings; the first new image), plus the question in ``examples.md``.
+as ``<suite>.jpg`` (image 1 as the model first sees it) and ``<suite>_drawn.jpg`` (the first new
+image after the env executed the item's key drawings), plus the question in ``examples.md``.
 """
 
 from __future__ import annotations
