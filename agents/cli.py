@@ -1,4 +1,4 @@
-"""The ``drawenv`` command line: demo, eval, view, show, export-sft (``docs/cli.md``)."""
+"""The ``drawenv`` command line: demo, eval, view, show, export-sft, train (``docs/cli.md``)."""
 
 from __future__ import annotations
 
@@ -159,6 +159,23 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
     )
 
 
+TRAIN_STAGES = {
+    "sft": "agents.train_sft",
+    "reflect": "agents.reflect",
+    "grpo": "agents.train_grpo",
+}
+"""``drawenv train STAGE`` runs the ``main`` of this module with the rest of the command line."""
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import importlib
+
+    module = importlib.import_module(TRAIN_STAGES[args.stage])
+    code = module.main(args.args)
+    if code:
+        sys.exit(code)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drawenv",
@@ -227,6 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
     p.add_argument("--coords", default="pixel", help="pixel or norm1000")
     p.set_defaults(run=cmd_export_sft)
+
+    p = commands.add_parser(
+        "train",
+        help="train a VLM: sft (cold start), reflect (rejection sampling) or grpo",
+        description="drawenv train STAGE --config FILE [key=value ...]; "
+        "`drawenv train STAGE --help` lists every setting of the stage (docs/training.md).",
+    )
+    p.add_argument("stage", choices=list(TRAIN_STAGES), help="sft, reflect or grpo")
+    p.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="--config FILE, key=value overrides (grpo also --resume [CHECKPOINT])",
+    )
+    p.set_defaults(run=cmd_train)
     return parser
 
 

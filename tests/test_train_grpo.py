@@ -1,0 +1,296 @@
+"""The GRPO trainer on a tiny random Qwen2.5-VL (CPU, fp32): one step learns and logs every
+metric, the first ratio is 1, resume is exact, DDP over two gloo ranks equals one process,
+AP-GRPO keeps the gradient of a constant-reward group."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+from safetensors.torch import load_file  # noqa: E402
+
+from agents.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
+from agents.config import GRPOConfig  # noqa: E402
+from agents.metrics import read_metrics, rollout_metrics  # noqa: E402
+from agents.testing import save_tiny_model  # noqa: E402
+from agents.train_grpo import episode_seed, sample_prompts, train_grpo  # noqa: E402
+from drawenv.tasks import RecordSource  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class LengthReward:
+    """A scripted reward that varies with what the model wrote (so groups have signal)."""
+
+    def __call__(self, episode):
+        reward = (sum(len(text) for text in episode.outputs) % 7) / 6
+        return reward, {"accuracy": reward, "format": 1.0}
+
+
+class ConstantReward:
+    """Every episode earns the same non-zero reward: a group without relative signal."""
+
+    def __call__(self, episode):
+        return 0.5, {"accuracy": 0.5, "format": 1.0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> Path:
+    """A saved tiny model and a four-task JSONL dataset of 56x56 images (4 image tokens)."""
+    root = tmp_path_factory.mktemp("grpo")
+    save_tiny_model(root / "tiny")
+    (root / "img").mkdir()
+    with open(root / "tasks.jsonl", "w", encoding="utf-8") as file:
+        for i in range(4):
+            Image.new("RGB", (56, 56), (50 * i, 90, 200)).save(root / "img" / f"{i}.png")
+            record = {
+                "id": f"t{i}",
+                "images": [f"img/{i}.png"],
+                "question": "How many shapes?",
+                "answer_type": "count",
+                "answer": i + 1,
+            }
+            file.write(json.dumps(record) + "\n")
+    return root
+
+
+def make_config(assets: Path, out: Path, **overrides) -> GRPOConfig:
+    settings = {
+        "model": str(assets / "tiny"),
+        "output_dir": str(out),
+        "task": str(assets / "tasks.jsonl"),
+        "prompts_per_step": 2,
+        "group_size": 2,
+        "micro_batch": 2,
+        "max_new_tokens": 8,
+        "max_tokens": 1024,
+        "max_turns": 2,
+        "steps": 1,
+        "lr": 1e-3,
+        "dtype": "float32",
+        "device": "cpu",
+        "freeze_vision": False,
+    }
+    return GRPOConfig(**(settings | overrides))
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        out |= load_file(path)
+    return out
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+
+REQUIRED_KEYS = [
+    "train/grad_norm",
+    "train/lr",
+    "train/tokens_per_s",
+    "train/advantage_mean",
+    "train/advantage_std",
+    "train/advantage_min",
+    "train/advantage_max",
+    "loss/policy",
+    "loss/clip_fraction",
+    "loss/approx_kl",
+    "loss/ratio_mean",
+    "loss/clip_fraction_epoch1",
+    "loss/ratio_mean_epoch1",
+    "rollout/reward_mean",
+    "rollout/reward_std",
+    "rollout/reward_accuracy",
+    "rollout/reward_format",
+    "rollout/zero_std_groups",
+    "rollout/turns_mean",
+    "rollout/operations_mean",
+    "rollout/generated_tokens_mean",
+    "rollout/reflection_rate",
+    "rollout/entropy",
+    "rollout/logprob_mismatch",
+]
+
+
+@pytest.fixture(scope="module")
+def one_step(assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("one_step")
+    train_grpo(make_config(assets, out, ppo_epochs=2, micro_batch=1), reward=LengthReward())
+    return out
+
+
+def test_one_step_changes_the_parameters_and_logs_every_metric(assets, one_step):
+    before, after = weights(assets / "tiny"), weights(one_step / "final")
+    assert max_difference(before, after) > 0
+    (record,) = read_metrics(one_step / "metrics.jsonl")
+    assert record["step"] == 1
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    assert not missing
+    assert any(key.startswith("rollout/termination/") for key in record)
+    assert record["rollout/episodes"] == 4 and record["train/grad_norm"] > 0
+    assert (one_step / "config.toml").is_file()
+
+
+def test_first_epoch_ratio_is_exactly_one(one_step):
+    (record,) = read_metrics(one_step / "metrics.jsonl")
+    assert record["loss/ratio_mean_epoch1"] == 1.0
+    assert record["loss/clip_fraction_epoch1"] == 0.0
+    assert record["loss/approx_kl_epoch1"] == 0.0
+    # The second epoch sees the updated weights: the ratio has moved.
+    assert record["loss/ratio_mean_epoch2"] != 1.0
+    # Recomputed log-probs match the sampling ones in fp32.
+    assert record["rollout/logprob_mismatch"] < 1e-4
+
+
+def test_resume_after_two_steps_equals_three_steps(assets, tmp_path):
+    config = make_config(assets, tmp_path / "full", steps=3, save_every=2, warmup_steps=1)
+    full = train_grpo(config, reward=LengthReward())
+    checkpoint = latest_checkpoint(tmp_path / "full")
+    assert checkpoint is not None and checkpoint.name == "checkpoint-2"
+    resumed_config = make_config(assets, tmp_path / "resumed", steps=3, warmup_steps=1)
+    resumed = train_grpo(resumed_config, resume=checkpoint, reward=LengthReward())
+    assert max_difference(weights(full), weights(resumed)) == 0.0
+    full_log = read_metrics(tmp_path / "full" / "metrics.jsonl")
+    resumed_log = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert all(r["train/grad_norm"] > 0 for r in full_log)
+    assert [r["step"] for r in resumed_log] == [3]
+    assert resumed_log[0]["rollout/reward_mean"] == full_log[2]["rollout/reward_mean"]
+    assert resumed_log[0]["train/lr"] == full_log[2]["train/lr"]
+
+
+@pytest.mark.parametrize(("advantage", "moves"), [("grpo", False), ("ap_grpo", True)])
+def test_ap_grpo_keeps_the_gradient_of_a_constant_reward_group(assets, tmp_path, advantage, moves):
+    config = make_config(assets, tmp_path, advantage=advantage, alpha=1.0, prompts_per_step=1)
+    final = train_grpo(config, reward=ConstantReward())
+    (record,) = read_metrics(tmp_path / "metrics.jsonl")
+    assert record["rollout/zero_std_groups"] == 1.0
+    assert (record["train/grad_norm"] > 0) == moves
+    assert (max_difference(weights(assets / "tiny"), weights(final)) > 0) == moves
+
+
+DDP_SCRIPT = """
+import sys
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, {tests!r})
+from test_train_grpo import LengthReward, make_config
+from agents.train_grpo import train_grpo
+from pathlib import Path
+train_grpo(make_config(Path({assets!r}), Path({out!r}), micro_batch=1), reward=LengthReward())
+"""
+
+
+def test_ddp_on_two_gloo_ranks_equals_one_process(assets, tmp_path):
+    single = train_grpo(make_config(assets, tmp_path / "one", micro_batch=1), reward=LengthReward())
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        DDP_SCRIPT.format(tests=str(ROOT / "tests"), assets=str(assets), out=str(tmp_path / "two"))
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    two = weights(tmp_path / "two" / "final")
+    assert max_difference(weights(single), two) < 1e-6
+    assert max_difference(weights(assets / "tiny"), two) > 0
+    one_log = read_metrics(tmp_path / "one" / "metrics.jsonl")[0]
+    two_log = read_metrics(tmp_path / "two" / "metrics.jsonl")[0]
+    assert one_log["rollout/reward_mean"] == two_log["rollout/reward_mean"]
+    assert one_log["rollout/episodes"] == two_log["rollout/episodes"] == 4
+
+
+def test_prompts_and_episode_seeds_are_reproducible():
+    source = RecordSource(
+        [
+            {
+                "id": str(i),
+                "images": [np.zeros((28, 28, 3), np.uint8)],
+                "question": "q",
+                "answer_type": "text",
+                "answer": "a",
+            }
+            for i in range(5)
+        ]
+    )
+    first = sample_prompts(np.random.default_rng(3), source, 4)
+    assert first == sample_prompts(np.random.default_rng(3), source, 4)
+    assert all(0 <= index < 5 for index, _ in first)
+    seeds = {episode_seed(seed, j) for _, seed in first for j in range(3)}
+    assert len(seeds) == 12
+
+
+@pytest.mark.parametrize(
+    ("rewards", "zero_std", "mean"),
+    [([1.0, 1.0, 0.0, 1.0], 0.5, 0.75), ([0.0, 0.0, 0.0, 0.0], 1.0, 0.0), ([1, 0, 0, 1], 0.0, 0.5)],
+)
+def test_rollout_metrics_of_hand_made_groups(rewards, zero_std, mean):
+    summaries = [
+        {
+            "reward": float(r),
+            "terms": {"accuracy": float(r)},
+            "termination": "answer" if r else "no_action",
+            "turns": 2,
+            "operations": 1,
+            "generated": 10,
+            "length": 100,
+            "neg_logprob_sum": 5.0,
+            "reflective": False,
+        }
+        for r in rewards
+    ]
+    metrics = rollout_metrics(summaries, group_size=2)
+    assert metrics["rollout/zero_std_groups"] == zero_std
+    assert metrics["rollout/reward_mean"] == metrics["rollout/reward_accuracy"] == mean
+    assert metrics["rollout/entropy"] == 0.5
+    answered = sum(1 for r in rewards if r)
+    assert metrics.get("rollout/termination/answer", 0.0) == answered
+
+
+def test_a_failed_checkpoint_write_leaves_the_old_one(tmp_path):
+    target = tmp_path / "checkpoint-1"
+    write_atomically(target, lambda tmp: (tmp / "a.txt").write_text("old"))
+
+    def broken(tmp: Path) -> None:
+        (tmp / "a.txt").write_text("new")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(target, broken)
+    assert (target / "a.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-1"]
+
+
+def test_cli_train_grpo_help_lists_every_setting():
+    drawenv = Path(sys.executable).with_name("drawenv")
+    done = subprocess.run(
+        [str(drawenv), "train", "grpo", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    for name in GRPOConfig.__dataclass_fields__:
+        assert name in done.stdout
+    assert "resume" in done.stdout and "fsdp" in done.stdout
