@@ -191,6 +191,11 @@ class GRPOConfig:
     micro_batch: int = _help(
         8, "Trajectories per forward/backward pass; must divide rollout_batch."
     )
+    rollout_prompts: int | None = _help(
+        None,
+        "Prompts per batched rollout call (None: all of a rank's prompts at once). Equal chunks "
+        "on one GPU and on each rank give identical bf16 rollouts.",
+    )
     ppo_epochs: int = _help(1, "Optimisation passes over each rollout batch (1: on-policy).")
     lr: float = _help(1e-6, "Peak AdamW learning rate.")
     weight_decay: float = _help(0.0, "AdamW decoupled weight decay.")
@@ -274,6 +279,8 @@ class GRPOConfig:
             )
         self.rollout_batch = self.prompts_per_step * self.group_size
         check_number("micro_batch", self.micro_batch, low=1, integer=True)
+        if self.rollout_prompts is not None:
+            check_number("rollout_prompts", self.rollout_prompts, low=1, integer=True)
         if self.rollout_batch % self.micro_batch:
             divisors = [d for d in range(1, self.rollout_batch + 1) if self.rollout_batch % d == 0]
             raise invalid_argument(

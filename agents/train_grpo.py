@@ -537,13 +537,22 @@ def train_grpo(
         if config.reward == "snra":
             for env in envs:
                 env.set_training_progress(step / config.steps)
-        # 2. rollouts
-        policy.seed_episodes([episode_seed(seed, j) for _, seed in mine for j in range(group)])
+        # 2. rollouts, in chunks of `rollout_prompts` groups (bf16 logits depend on batch shape)
+        chunk = group * (config.rollout_prompts or local_prompts)
+        episode_seeds = [episode_seed(seed, j) for _, seed in mine for j in range(group)]
         model.eval()
+        trajectories = []
         with torch.no_grad(), full_parameters(model, fsdp), _autocast(config, ranks.device):
-            trajectories = rollout(
-                policy, envs, seed=seeds, options=options, max_tokens=config.max_tokens
-            )
+            for start in range(0, len(envs), chunk):
+                part = slice(start, start + chunk)
+                policy.seed_episodes(episode_seeds[part])
+                trajectories += rollout(
+                    policy,
+                    envs[part],
+                    seed=seeds[part],
+                    options=options[part],
+                    max_tokens=config.max_tokens,
+                )
         rollout_time = time.perf_counter() - started
         # 3. advantages over the whole batch, in global prompt order
         rewards = torch.tensor(

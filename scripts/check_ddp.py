@@ -7,7 +7,8 @@ Usage (on a machine with 2 GPUs)::
     torchrun --nproc_per_node 2 scripts/check_ddp.py train runs/ddp/two
     python scripts/check_ddp.py compare runs/ddp
 
-``DTYPE=float32`` runs the CUDA forward passes in fp32 instead of bf16 autocast.
+``DTYPE=float32`` runs the CUDA forward passes in fp32 instead of bf16 autocast; ``FSDP=1`` shards
+the model with FSDP2 instead of replicating it with DDP.
 
 One GRPO step on the `counting` suite with a reward that varies with the text written (a random
 model never answers, so the env's own reward would give every group zero advantage). Prints the
@@ -47,6 +48,7 @@ def config(root: Path, out: Path) -> GRPOConfig:
         prompts_per_step=4,
         group_size=4,
         micro_batch=4,
+        rollout_prompts=2,  # each of 2 ranks plays 2 prompts: the same rollout batches on 1 GPU
         max_new_tokens=32,
         max_tokens=4096,
         max_turns=2,
@@ -70,7 +72,8 @@ def main(argv: list[str]) -> None:
     if command == "prepare":
         save_tiny_model(path / "tiny")
     elif command == "train":
-        train_grpo(config(path.parent, path), reward=TextLengthReward())
+        fsdp = os.environ.get("FSDP") == "1"
+        train_grpo(config(path.parent, path), reward=TextLengthReward(), fsdp=fsdp)
     elif command == "compare":
         one, two = (read_metrics(path / run / "metrics.jsonl")[-1] for run in ("one", "two"))
         a, b = weights(path / "one" / "final"), weights(path / "two" / "final")
