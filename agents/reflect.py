@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.config import config_help, load_config
 from agents.evaluate import is_reflective
-from agents.sft_data import to_messages
-from drawenv.env import DrawSpatialEnv
+from agents.sft_data import sft_line
 from drawenv.errors import check_choice, check_number, invalid_argument
 from drawenv.protocol import COORD_MODES, PROTOCOLS
 
@@ -129,55 +128,37 @@ def reflective_rejection_sampling(
     Task ``i`` is played by ``k`` envs reset with seed ``seed + i`` (and item ``i`` of a finite
     source), several tasks per batched rollout. Returns the JSONL path and the filter counts.
     """
-    from agents.rollout import rollout
-    from agents.vlm_eval import to_record
+    from agents.vlm_eval import sample_tasks, to_record
 
     if k < 1 or tasks < 1 or batch_size < 1:
         raise ValueError(f"Expected k, tasks and batch_size >= 1, got {k}, {tasks}, {batch_size}.")
     out = Path(out)
     image_dir = out.parent / f"{out.stem}_images"
     out.parent.mkdir(parents=True, exist_ok=True)
-    env_kwargs.setdefault("patch_factor", policy.patch_factor)
-    if env_kwargs.get("coords") is None:
-        env_kwargs["coords"] = policy.coords
-    finite = DrawSpatialEnv(task=task, **env_kwargs).source.size is not None
-    per_call = max(1, batch_size // k)
     stats = ReflectStats()
     with open(out, "w", encoding="utf-8") as file:
-        for first in range(0, tasks, per_call):
-            plan = [(i, j) for i in range(first, min(tasks, first + per_call)) for j in range(k)]
-            envs = [DrawSpatialEnv(task=task, **env_kwargs) for _ in plan]
-            trajectories = rollout(
-                policy,
-                envs,
-                seed=[seed + i for i, _ in plan],
-                options=[{"index": i} if finite else None for i, _ in plan],
-                settings=settings,
-                max_tokens=max_tokens,
-                sampling_seed=seed + first,
-            )
-            for env, (i, j), trajectory in zip(envs, plan, trajectories):
-                correct, format_ok, reflective = verdict(trajectory)
-                stats.sampled += 1
-                stats.correct += correct
-                stats.format_valid += correct and format_ok
-                stats.reflective += correct and format_ok and reflective
-                if not (correct and format_ok and reflective):
-                    continue
-                record = to_record(trajectory, env, episode=stats.kept, image_dir=image_dir)
-                line = {
-                    "id": record["task_id"],
-                    "suite": record["suite"],
-                    "reflective": True,
-                    "reward": record["reward"],
-                    "task": i,
-                    "sample": j,
-                    "images": record["images"]
-                    + [p for turn in record["turns"] for p in turn["new_image_paths"]],
-                    "messages": to_messages(record),
-                }
-                file.write(json.dumps(line, ensure_ascii=False) + "\n")
-                stats.kept += 1
+        for env, i, j, trajectory in sample_tasks(
+            policy,
+            task=task,
+            tasks=tasks,
+            k=k,
+            seed=seed,
+            settings=settings,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            **env_kwargs,
+        ):
+            correct, format_ok, reflective = verdict(trajectory)
+            stats.sampled += 1
+            stats.correct += correct
+            stats.format_valid += correct and format_ok
+            stats.reflective += correct and format_ok and reflective
+            if not (correct and format_ok and reflective):
+                continue
+            record = to_record(trajectory, env, episode=stats.kept, image_dir=image_dir)
+            line = sft_line(record, task=i, sample=j)
+            file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            stats.kept += 1
     return out, stats
 
 

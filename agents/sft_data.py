@@ -44,6 +44,20 @@ def to_messages(record: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
+def sft_line(record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """One JSONL line of the SFT schema from a played episode's record (images saved)."""
+    return {
+        "id": record["task_id"],
+        "suite": record["suite"],
+        "reflective": is_reflective(record),
+        "reward": record["reward"],
+        **extra,
+        "images": record["images"]
+        + [p for turn in record["turns"] for p in turn["new_image_paths"]],
+        "messages": to_messages(record),
+    }
+
+
 def _user(images: Sequence[str], text: str) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [{"type": "image", "image": path} for path in images]
     return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
@@ -76,15 +90,7 @@ def export_sft(
                     image_dir=image_dir,
                     episode=stats["episodes"],
                 )
-                line = {
-                    "id": record["task_id"],
-                    "suite": record["suite"],
-                    "reflective": is_reflective(record),
-                    "reward": record["reward"],
-                    "images": record["images"]
-                    + [p for turn in record["turns"] for p in turn["new_image_paths"]],
-                    "messages": to_messages(record),
-                }
+                line = sft_line(record)
                 file.write(json.dumps(line, ensure_ascii=False) + "\n")
                 stats["episodes"] += 1
                 stats["reflective"] += line["reflective"]

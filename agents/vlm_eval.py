@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,15 +100,57 @@ def evaluate_vlm(
         )
     if settings is None:
         settings = policy.settings if k > 1 else replace(policy.settings, temperature=0.0)
+    results: list[dict[str, Any]] = []
+    for env, i, j, trajectory in sample_tasks(
+        policy,
+        task=task,
+        tasks=episodes,
+        k=k,
+        seed=seed,
+        settings=settings,
+        batch_size=batch_size,
+        max_tokens=max_tokens,
+        **env_kwargs,
+    ):
+        record = to_record(
+            trajectory,
+            env,
+            agent=agent,
+            episode=first_episode + len(results),
+            image_dir=image_dir,
+        )
+        record.update(task=i, sample=j)
+        results.append(record)
+        if progress and j == k - 1:
+            _progress(f"{agent} on {task}", i + 1, episodes)
+    return results
+
+
+def sample_tasks(
+    policy: VLMPolicy,
+    *,
+    task: Any,
+    tasks: int,
+    k: int,
+    seed: int = 0,
+    settings: GenerationSettings | None = None,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    **env_kwargs: Any,
+) -> Iterator[tuple[DrawSpatialEnv, int, int, Trajectory]]:
+    """Play ``k`` samples of each of ``tasks`` tasks, several tasks per batched rollout; yields
+    ``(env, task number, sample number, trajectory)``.
+
+    Task ``i`` is played by ``k`` envs reset with seed ``seed + i`` (and item ``i`` of a finite
+    source). The env's ``coords`` and ``patch_factor`` default to the model's.
+    """
     env_kwargs.setdefault("patch_factor", policy.patch_factor)
     if env_kwargs.get("coords") is None:
         env_kwargs["coords"] = policy.coords
     finite = DrawSpatialEnv(task=task, **env_kwargs).source.size is not None
     tasks_per_batch = max(1, batch_size // k)
-    results: list[dict[str, Any]] = []
-    for start in range(0, episodes, tasks_per_batch):
-        numbers = range(start, min(episodes, start + tasks_per_batch))
-        plan = [(i, j) for i in numbers for j in range(k)]
+    for start in range(0, tasks, tasks_per_batch):
+        plan = [(i, j) for i in range(start, min(tasks, start + tasks_per_batch)) for j in range(k)]
         envs = [DrawSpatialEnv(task=task, **env_kwargs) for _ in plan]
         trajectories = rollout(
             policy,
@@ -120,18 +162,7 @@ def evaluate_vlm(
             sampling_seed=seed + start,
         )
         for env, (i, j), trajectory in zip(envs, plan, trajectories):
-            record = to_record(
-                trajectory,
-                env,
-                agent=agent,
-                episode=first_episode + len(results),
-                image_dir=image_dir,
-            )
-            record.update(task=i, sample=j)
-            results.append(record)
-        if progress:
-            _progress(f"{agent} on {task}", numbers[-1] + 1, episodes)
-    return results
+            yield env, i, j, trajectory
 
 
 def to_record(

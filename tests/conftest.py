@@ -37,3 +37,15 @@ def count_task() -> TaskRecord:
         answer=3,
         metadata={"objects": [{"name": "red circle", "box": [100, 100, 140, 140]}]},
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for the tiny test model: its matrices are too small to share among
+    threads, which makes it many times slower (and pytest-xdist already runs a worker per core)."""
+    import torch  # only the modules that use this fixture need torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -11,15 +11,7 @@ pytest.importorskip("transformers")
 from agents.policy import GenerationSettings, ImageTokenMismatch, TurnInput, VLMPolicy  # noqa: E402
 from agents.testing import save_tiny_model, tiny_model  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's matrices are too small to share among threads: one is many times faster
-    (and pytest-xdist already runs one worker per core)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,9 @@ from agents.train_sft import load_examples  # noqa: E402
 from drawenv.actions import Answer, Box, Draw  # noqa: E402
 from drawenv.protocol import get_protocol  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 FORMAT = get_protocol("vilasr").format
 FIRST = FORMAT(Draw([Box(1, (5, 5, 30, 30), "cup")], thought="mark the cup"))
 FIXED = FORMAT(Draw([Box(1, (20, 18, 50, 52), "cup")], thought="that was off, again"))
@@ -60,14 +63,6 @@ class ScriptedPolicy(VLMPolicy):
             filler = self.tokenizer(" ", add_special_tokens=False)["input_ids"][0]
             picks.append(ids[len(done)] if len(done) < len(ids) else filler)
         return torch.tensor(picks, device=scores.device)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

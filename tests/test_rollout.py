@@ -18,6 +18,9 @@ from agents.vlm_eval import evaluate_vlm, format_pass_table, pass_at_k, pass_rat
 from drawenv.actions import Answer, Box, Draw  # noqa: E402
 from drawenv.env import DrawSpatialEnv  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 SMALL = {"task": "counting", "max_turns": 3, "max_pixels": 168 * 168}
 """Small images (at most 36 image tokens each) keep a CPU rollout in the second range."""
 
@@ -47,16 +50,6 @@ DRAW_2 = FORMAT(Draw([Box(2, (20, 20, 80, 70), "b")], thought="again"))
 DRAW_3 = FORMAT(Draw([Box(3, (5, 30, 50, 90), "c")], thought="once more"))
 ANSWER = FORMAT(Answer("3", thought="three"))
 SCRIPTS = [[ANSWER], [DRAW_1, ANSWER], [DRAW_1, DRAW_2, ANSWER], [DRAW_1 + "…", DRAW_2, DRAW_3]]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's matrices are too small to share among threads: one is many times faster
-    (and pytest-xdist already runs one worker per core)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,9 @@ from agents.testing import save_tiny_model  # noqa: E402
 from agents.train_grpo import episode_seed, sample_prompts, train_grpo  # noqa: E402
 from drawenv.tasks import RecordSource  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,14 +44,6 @@ class ConstantReward:
 
     def __call__(self, episode):
         return 0.5, {"accuracy": 0.5, "format": 1.0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
