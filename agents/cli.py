@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from agents.base import Agent
-from agents.evaluate import evaluate, format_table, summarise, write_results
+from agents.evaluate import evaluate, format_table, save_run, summarise
 from agents.heuristic import HeuristicAgent
 from agents.scripted import AnswerOnlyAgent, OracleAgent, RandomAgent
 from drawenv.errors import DrawEnvError, check_choice
@@ -47,11 +47,7 @@ def run_and_report(
     print()
     print(format_table(summarise(results)))
     if out is not None:
-        from agents.viewer import write_viewer
-
-        path = write_results(results, out / "results.jsonl")
-        page = write_viewer(results, out / "index.html", base_dir=out)
-        print(f"\nresults: {path}\nviewer:  {page}")
+        save_run(results, out)
     return results
 
 

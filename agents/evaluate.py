@@ -208,6 +208,15 @@ def write_results(results: Iterable[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def save_run(results: list[dict[str, Any]], out: Path) -> None:
+    """Write ``out/results.jsonl`` and the viewer ``out/index.html``, and print both paths."""
+    from agents.viewer import write_viewer
+
+    path = write_results(results, out / "results.jsonl")
+    page = write_viewer(results, out / "index.html", base_dir=out)
+    print(f"\nresults: {path}\nviewer:  {page}")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

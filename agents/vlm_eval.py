@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agents.evaluate import _progress, _save, format_table, summarise, write_results
+from agents.evaluate import _progress, _save, format_table, save_run, summarise
 from agents.policy import GenerationSettings, VLMPolicy
 from agents.rollout import Trajectory, rollout
 from drawenv.env import DrawSpatialEnv
@@ -251,11 +251,7 @@ def run_vlm_eval(
     print()
     print(format_pass_table(pass_rates(results, k), k))
     if out is not None:
-        from agents.viewer import write_viewer
-
-        path = write_results(results, out / "results.jsonl")
-        page = write_viewer(results, out / "index.html", base_dir=out)
-        print(f"\nresults: {path}\nviewer:  {page}")
+        save_run(results, out)
     return results
 
 

@@ -14,12 +14,13 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.policy import GenerationSettings, VLMPolicy  # noqa: E402
+from agents.policy import GenerationSettings  # noqa: E402
 from agents.reflect import ReflectConfig, reflective_rejection_sampling  # noqa: E402
-from agents.testing import save_tiny_model, tiny_model  # noqa: E402
+from agents.testing import save_tiny_model  # noqa: E402
 from agents.train_sft import load_examples  # noqa: E402
 from drawenv.actions import Answer, Box, Draw  # noqa: E402
 from drawenv.protocol import get_protocol  # noqa: E402
+from tests.test_rollout import ScriptedPolicy  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -45,24 +46,6 @@ SCRIPTS = [
     [FIRST, BROKEN, FIXED, answer("2")],  # reflective and correct, but an operation failed
     [FIRST, FIXED_ON_2, answer("2")],  # re-drawn on the drawn image: kept
 ]
-
-
-class ScriptedPolicy(VLMPolicy):
-    """The tiny model made to write ``scripts[episode][turn]`` (as tests/test_rollout.py)."""
-
-    def __init__(self, scripts, **kwargs):
-        super().__init__(*tiny_model(seed=1), **kwargs)
-        self.scripts = scripts
-
-    def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
-        picks = []
-        for episode, turn, done in zip(episodes, turns, generated):
-            text = self.scripts[episode][min(turn, len(self.scripts[episode]) - 1)]
-            ids = [*self.tokenizer(text, add_special_tokens=False)["input_ids"]]
-            ids.append(self.stop_token_ids[0])
-            filler = self.tokenizer(" ", add_special_tokens=False)["input_ids"][0]
-            picks.append(ids[len(done)] if len(done) < len(ids) else filler)
-        return torch.tensor(picks, device=scores.device)
 
 
 @pytest.fixture(scope="module")

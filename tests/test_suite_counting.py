@@ -4,7 +4,6 @@ recorded answer under every preset, and difficulty levels."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,19 +13,10 @@ import numpy as np
 import pytest
 
 import drawenv
-from drawenv.env import DrawSpatialEnv
 from drawenv.tasks import counting
-from drawenv.tasks.record import TaskRecord
 
-MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0}
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 30  # largest per-channel difference from the fill colour (noise is about 2 levels)
-
-
-def digest(record: TaskRecord) -> str:
-    """sha256 of the image bytes and the metadata."""
-    blob = record.images[0].tobytes() + json.dumps(record.metadata, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()
 
 
 def colour_mask(image: np.ndarray, rgb: list[int]) -> np.ndarray:
@@ -94,23 +84,6 @@ def test_level_1_blobs_of_the_target_colour_are_the_targets():
             assert len(holders) == 1, (record.id, (x, y, w, h))
             x1, y1, x2, y2 = holders[0]
             assert max(x - x1, y - y1, x2 - x - w, y2 - y - h) <= 8, (record.id, holders[0])
-
-
-RECORDS = [counting.generate(6, index, 1 + index % 3) for index in range(30)]
-
-
-@pytest.mark.parametrize("preset", list(MAX_REWARD))
-def test_recorded_answer_earns_the_maximum_reward(preset):
-    for record in RECORDS:
-        env = DrawSpatialEnv(task=[record], reward=preset)
-        env.reset(seed=0)
-        _, _, terminated, _, info = env.step(drawenv.Draw(list(record.key_operations)))
-        assert not terminated and not info["errors"], info["errors"]
-        _, reward, terminated, _, info = env.step(drawenv.Answer(str(record.answer)))
-        assert terminated and reward == pytest.approx(MAX_REWARD[preset]), (
-            record.id,
-            info["reward_terms"],
-        )
 
 
 def test_harder_levels_have_more_shapes_more_look_alikes_and_more_overlap():

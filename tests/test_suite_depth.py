@@ -13,11 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from drawenv import Answer, Draw
-from drawenv.env import DrawSpatialEnv
 from drawenv.tasks.depth import LEVELS, generate
-
-MAX_REWARD = {"vilasr": 1.0, "snra": 1.0, "sr_real": 1.0, "vilasr_paper": 2.0}
 
 
 def fingerprint(record) -> str:
@@ -180,17 +176,6 @@ def test_key_drawings_mark_the_asked_objects_and_their_ground_contact(records):
             assert line["start"] == [width / 2, height - 1]
             assert np.allclose(line["end"], project(meta["camera"], (x, 0, z)), atol=0.1)
             assert obj["visible"] >= 0.6
-
-
-@pytest.mark.parametrize("preset", list(MAX_REWARD))
-def test_recorded_answer_earns_the_maximum_reward(records, preset):
-    for record in records[:30]:
-        env = DrawSpatialEnv(task=[record], reward=preset)
-        env.reset(seed=0)
-        _, _, terminated, _, info = env.step(Draw(list(record.key_operations), thought="mark"))
-        assert not terminated and not info["errors"], info["errors"]
-        _, reward, terminated, _, info = env.step(Answer(str(record.answer), thought="so"))
-        assert terminated and reward == pytest.approx(MAX_REWARD[preset]), info["reward_terms"]
 
 
 def test_harder_levels_are_harder(records):

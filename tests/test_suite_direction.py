@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from drawenv.tasks import direction
-from tests.test_suite_distance import PRESETS, check_object_boxes, check_scale_bar, play
+from tests.test_suite_distance import check_object_boxes, check_scale_bar
 
 
 def quadrant(standing, facing_point, target) -> str:
@@ -65,13 +65,6 @@ def test_answer_matches_an_independent_quadrant_of_the_recorded_positions():
         margin = min(angle, abs(90 - angle), 180 - angle)
         assert margin >= direction.LEVELS[difficulty]["margin"] - 0.5, (record.id, angle)
         assert abs(abs(meta["signed_angle_deg"]) - angle) < 0.5
-
-
-@pytest.mark.parametrize("preset", list(PRESETS))
-def test_recorded_answer_and_key_drawings_earn_the_maximum_reward(preset):
-    for index in range(30):
-        record = direction.generate(2, index, 1 + index % 3)
-        assert play(record, preset) == pytest.approx(PRESETS[preset]), record.id
 
 
 def test_harder_levels_have_more_objects_and_smaller_angle_margins():

@@ -67,7 +67,7 @@ def test_items_carry_their_provenance_and_valid_key_drawings(suite, difficulty):
 @pytest.mark.parametrize("suite", list(SUITES))
 @pytest.mark.parametrize("preset", list(REWARD_PRESETS))
 def test_recorded_answer_earns_the_maximum_reward(suite, preset):
-    for index in range(6):
+    for index in range(30):
         record = SUITES[suite](0, index, 1 + index % 3)
         env = DrawSpatialEnv(task=[record], reward=preset)
         env.reset(seed=0)
