@@ -1,142 +1,167 @@
 """Rollout throughput: batched multi-turn episodes of a random-weight Qwen2.5-VL in the env.
 
-Run ``python benchmarks/bench_rollout.py --device cuda --out rollout.json`` on a GPU, or the CPU
-smoke test ``python benchmarks/bench_rollout.py --device cpu --sizes 1,2 --tiny``.
+Run on a GPU from the repository root (with ``benchmarks/bench_grpo.py``, about 4 minutes on
+one H200)::
 
-The model is built from a config with random weights (no download): by default a ~0.8B
-Qwen2.5-VL (a Qwen2.5-0.5B-sized text model with its 151,936-row vocabulary, untied, and an
-8-block vision tower of Qwen2.5-VL's width), bf16, SDPA attention; ``--tiny`` uses the test
-model.
-Random weights never choose to stop, so every turn writes exactly ``--max-new-tokens`` tokens
-(``min_new_tokens`` equals it). Each episode's first turn starts with a scripted drawing (then
-samples the rest), so the env draws an image and the second turn is prefilled with two images;
-episodes end at ``max_turns=2``. Each row times one whole :func:`~agents.rollout.rollout` call
-(prefill, decoding, env steps, token bookkeeping) after a warm-up; the ratio column is tokens/s
-against batch 1, measured in the same run.
+    PYTHONPATH=. python3 benchmarks/bench_rollout.py --device cuda --out $OUT/rollout.json
+    PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --out $OUT/grpo.json
+
+or the CPU smoke test ``python benchmarks/bench_rollout.py --device cpu --sizes 1,2 --tiny``.
+Larger runs: ``--sizes 1,16,64,128 --naive-episodes 16 --max-new-tokens 256``.
+
+The model is :mod:`random_vlm`'s: a ~0.8B random-weight Qwen2.5-VL in bf16 (``--tiny``: the test
+model), every turn exactly ``--max-new-tokens`` tokens, the first turn opening with a scripted
+drawing, ``max_turns=2``. Each batched row times one whole :func:`~agents.rollout.rollout` call
+(prefill, decoding, env steps, token bookkeeping) after an untimed one of the same size.
+
+The baseline is the naive loop (:func:`naive_episode`): the first ``--naive-episodes`` of the
+same episodes played one at a time, each turn encoding the whole chat (text and images) again
+and sampling it with transformers' ``model.generate``. ``rollout`` also prefills each turn's
+whole sequence, so the ratio against the naive loop measures batching and the two decoding
+loops. The ratio columns are tokens/s against the naive loop and against batch 1, both measured
+in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
-from pathlib import Path
 
 import torch
+from random_vlm import (
+    BenchPolicy,
+    build_policy,
+    device_name,
+    peak_gib,
+    seconds_since,
+    start_clock,
+    write_json,
+)
+from transformers import LogitsProcessor, LogitsProcessorList
 
-from agents.policy import GenerationSettings, VLMPolicy
+from agents.policy import Segment
 from agents.rollout import rollout
-from agents.testing import special_token_ids, tiny_config, tiny_model, tiny_processor
-from drawenv.actions import Box, Draw
 from drawenv.env import DrawSpatialEnv
-from drawenv.protocol import get_protocol
-
-TEXT = {  # the size of Qwen2.5-0.5B's text model
-    "vocab_size": 151936,
-    "hidden_size": 896,
-    "intermediate_size": 4864,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 14,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 32768,
-    "rope_parameters": {"rope_type": "default", "mrope_section": [8, 12, 12], "rope_theta": 1e6},
-}
-VISION = {  # Qwen2.5-VL's vision width, 8 blocks instead of 32
-    "depth": 8,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 896,
-    "fullatt_block_indexes": [3, 7],
-}
 
 
-class BenchPolicy(VLMPolicy):
-    """Samples as usual, except that each episode's first turn opens with a drawing."""
+class NaiveRules(LogitsProcessor):
+    """The rules :class:`BenchPolicy` samples under, for ``model.generate``: only tokens the
+    tokenizer has and no image placeholders, and the scripted opening at the start of the
+    first turn."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        text = get_protocol("vilasr").format(Draw([Box(1, (8, 8, 120, 120), "object")], "look"))
-        self.opening = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def __init__(self, policy: BenchPolicy, prompt_length: int, first_turn: bool):
+        self.policy = policy
+        self.prompt_length = prompt_length
+        self.opening = policy.opening if first_turn else []
 
-    def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
-        tokens = super().choose_tokens(
-            scores,
-            generator=generator,
-            settings=settings,
-            episodes=episodes,
-            turns=turns,
-            generated=generated,
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.clone()
+        scores[:, self.policy.vocab_limit :] = float("-inf")
+        scores[:, self.policy.banned_token_ids] = float("-inf")
+        done = input_ids.shape[1] - self.prompt_length
+        if done < len(self.opening):
+            scores.fill_(float("-inf"))
+            scores[:, self.opening[done]] = 0.0
+        return scores
+
+
+def naive_episode(policy: BenchPolicy, env: DrawSpatialEnv, seed: int) -> dict:
+    """Play one episode the obvious way: each turn, encode the whole chat so far again and
+    sample the turn with ``model.generate``. Returns its turns, generated tokens and final ids."""
+    settings = policy.settings
+    obs, info = env.reset(seed=seed)
+    system, question, first = str(info["system_prompt"]), str(obs["text"]), list(obs["images"])
+    shown = len(first)
+    sampling = {"do_sample": False}  # greedy at temperature 0, as the policy
+    if settings.temperature > 0:
+        sampling = {"do_sample": True, "temperature": settings.temperature, "top_k": 0}
+        sampling["top_p"] = settings.top_p
+    history = []  # per model turn: its tokens, then the env's reply and the images it drew
+    while True:
+        chat = [policy.prompt_segment(system, question, first)]
+        for turn, reply, images in history:
+            last = turn[-1] if turn[-1] in policy.stop_token_ids else None
+            chat += [Segment(turn), policy.observation_segment(reply, images, last_token=last)]
+        ids = torch.tensor([[i for part in chat for i in part.ids]], device=policy.device)
+        pixels = torch.cat([part.pixel_values for part in chat if part.pixel_values is not None])
+        grids = torch.cat([part.image_grid_thw for part in chat if part.image_grid_thw is not None])
+        rules = NaiveRules(policy, ids.shape[1], first_turn=not history)
+        out = policy.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            mm_token_type_ids=(ids == policy.image_token_id).int(),
+            pixel_values=pixels.to(policy.device, policy.model.dtype),
+            image_grid_thw=grids.to(policy.device),
+            **sampling,
+            max_new_tokens=settings.max_new_tokens,
+            min_new_tokens=settings.min_new_tokens,
+            eos_token_id=list(policy.stop_token_ids),
+            pad_token_id=policy.pad_token_id,
+            logits_processor=LogitsProcessorList([rules]),
         )
-        for row, (turn, done) in enumerate(zip(turns, generated)):
-            if turn == 0 and len(done) < len(self.opening):
-                tokens[row] = self.opening[len(done)]
-        return tokens
-
-
-def build_policy(args: argparse.Namespace) -> BenchPolicy:
-    dtype = getattr(torch, args.dtype)
-    if args.tiny:
-        model, processor = tiny_model(seed=0)
-    else:
-        processor = tiny_processor()
-        config = tiny_config(
-            TEXT["vocab_size"], special_token_ids(processor.tokenizer), text=TEXT, vision=VISION
+        turn = out[0, ids.shape[1] :].tolist()
+        obs, _, terminated, truncated, _ = env.step(
+            policy.tokenizer.decode(turn, skip_special_tokens=True)
         )
-        config._attn_implementation = "sdpa"
-        torch.manual_seed(0)
-        with torch.device(args.device):
-            from transformers import Qwen2_5_VLForConditionalGeneration
-
-            model = Qwen2_5_VLForConditionalGeneration(config)
-    settings = GenerationSettings(
-        temperature=1.0, max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens
-    )
-    return BenchPolicy(model.to(args.device, dtype).eval(), processor, settings)
+        history.append((turn, str(obs["text"]), list(obs["images"])[shown:]))
+        shown = len(obs["images"])
+        if terminated or truncated:
+            generated = sum(len(t) for t, _, _ in history)
+            return {"turns": len(history), "generated": generated, "ids": out[0].tolist()}
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def measure(policy: BenchPolicy, size: int, args: argparse.Namespace) -> dict:
-    envs = [
-        DrawSpatialEnv(task=args.task, max_turns=2, patch_factor=policy.patch_factor)
-        for _ in range(size)
-    ]
-    cuda = args.device.startswith("cuda")
-    # One untimed rollout first, so kernel selection and allocator growth for this batch shape
-    # are not charged to the timed one.
-    rollout(policy, envs, seed=args.seed + 1000)
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    trajectories = rollout(policy, envs, seed=args.seed)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    tokens = sum(t.n_generated for t in trajectories)
+def row(loop: str, batch: int, episodes: list[dict], seconds: float, device: str) -> dict:
+    """One table row from the per-episode ``turns``, ``generated`` and ``ids``."""
+    tokens = sum(e["generated"] for e in episodes)
     return {
-        "batch": size,
-        "episodes": size,
-        "turns": sum(t.n_turns for t in trajectories),
+        "loop": loop,
+        "batch": batch,
+        "episodes": len(episodes),
+        "turns": sum(e["turns"] for e in episodes),
         "generated_tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds,
-        "episodes_per_s": size / seconds,
-        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        "mean_sequence_tokens": sum(len(t.ids) for t in trajectories) / size,
+        "episodes_per_s": len(episodes) / seconds,
+        "peak_gpu_gib": peak_gib(device),
+        "mean_sequence_tokens": sum(len(e["ids"]) for e in episodes) / len(episodes),
     }
+
+
+def make_env(policy: BenchPolicy, task: str) -> DrawSpatialEnv:
+    return DrawSpatialEnv(task=task, max_turns=2, patch_factor=policy.patch_factor)
+
+
+def measure_batched(policy: BenchPolicy, size: int, args: argparse.Namespace) -> dict:
+    """Episodes ``seed … seed + size - 1`` in one batched rollout."""
+    envs = [make_env(policy, args.task) for _ in range(size)]
+    # One untimed rollout first, so kernel selection and allocator growth for this batch shape
+    # are not charged to the timed one.
+    rollout(policy, envs, seed=args.seed + 1000)
+    start = start_clock(args.device)
+    trajectories = rollout(policy, envs, seed=args.seed)
+    seconds = seconds_since(start, args.device)
+    episodes = [
+        {"turns": t.n_turns, "generated": t.n_generated, "ids": t.ids} for t in trajectories
+    ]
+    return row("batched", size, episodes, seconds, args.device)
+
+
+def measure_naive(policy: BenchPolicy, args: argparse.Namespace) -> dict:
+    """Episodes ``seed … seed + naive_episodes - 1``, one at a time with :func:`naive_episode`."""
+    env = make_env(policy, args.task)
+    torch.manual_seed(args.seed)
+    naive_episode(policy, env, args.seed + 1000)  # untimed, as for the batched rows
+    start = start_clock(args.device)
+    episodes = [naive_episode(policy, env, args.seed + i) for i in range(args.naive_episodes)]
+    return row("naive", 1, episodes, seconds_since(start, args.device), args.device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--sizes", default="1,16,64", help="batch sizes (default 1,16,64)")
+    parser.add_argument(
+        "--naive-episodes", type=int, default=None, help="naive-loop episodes (default 8; 2 tiny)"
+    )
     parser.add_argument("--tiny", action="store_true", help="the tiny test model (smoke test)")
     parser.add_argument("--dtype", default=None, help="default bfloat16, float32 with --tiny")
     parser.add_argument("--task", default="counting", help="env task (default counting)")
@@ -146,18 +171,22 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args()
     args.dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
+    args.naive_episodes = args.naive_episodes or (2 if args.tiny else 8)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes[0] != 1:
-        sizes.insert(0, 1)  # the baseline
-    policy = build_policy(args)
+        sizes.insert(0, 1)  # the batch-1 ratio's baseline
+    policy = build_policy(
+        tiny=args.tiny, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
+    )
     params = sum(p.numel() for p in policy.model.parameters())
-    measure(policy, 1, args)  # warm-up: kernels, allocator, lazy imports
-    rows = [measure(policy, size, args) for size in sizes]
-    baseline = rows[0]["tokens_per_s"]
-    for row in rows:
-        row["ratio_vs_batch1"] = row["tokens_per_s"] / baseline
+    measure_batched(policy, 1, args)  # warm-up: kernels, allocator, lazy imports
+    rows = [measure_naive(policy, args)] + [measure_batched(policy, s, args) for s in sizes]
+    naive, batch1 = rows[0]["tokens_per_s"], rows[1]["tokens_per_s"]
+    for r in rows:
+        r["ratio_vs_naive"] = r["tokens_per_s"] / naive
+        r["ratio_vs_batch1"] = r["tokens_per_s"] / batch1
 
     name = device_name(args.device)
     print(
@@ -165,31 +194,30 @@ def main() -> None:
         f"{args.dtype}, task={args.task}, max_turns=2, {args.max_new_tokens} tokens per turn"
     )
     header = (
-        f"{'batch':>5} {'turns':>6} {'gen tok':>8} {'seconds':>8} {'tok/s':>9} {'ep/s':>7} "
-        f"{'peak GiB':>9} {'x batch 1':>10}"
+        f"{'run':>9} {'episodes':>8} {'turns':>6} {'gen tok':>8} {'seconds':>8} {'tok/s':>9} "
+        f"{'ep/s':>7} {'peak GiB':>9} {'x naive':>8} {'x batch 1':>10}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
+        run = "naive" if r["loop"] == "naive" else f"batch {r['batch']}"
         peak = "-" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.2f}"
         print(
-            f"{r['batch']:>5} {r['turns']:>6} {r['generated_tokens']:>8} {r['seconds']:>8.2f} "
-            f"{r['tokens_per_s']:>9.1f} {r['episodes_per_s']:>7.2f} {peak:>9} "
-            f"{r['ratio_vs_batch1']:>10.2f}"
+            f"{run:>9} {r['episodes']:>8} {r['turns']:>6} {r['generated_tokens']:>8} "
+            f"{r['seconds']:>8.2f} {r['tokens_per_s']:>9.1f} {r['episodes_per_s']:>7.2f} "
+            f"{peak:>9} {r['ratio_vs_naive']:>8.2f} {r['ratio_vs_batch1']:>10.2f}"
         )
     if args.out:
         report = {
             "device": name,
+            "torch": torch.__version__,
             "model": {"params": params, "dtype": args.dtype, "tiny": args.tiny},
             "task": args.task,
             "max_new_tokens": args.max_new_tokens,
             "max_turns": 2,
             "rows": rows,
         }
-        path = Path(args.out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"\nwrote {path}")
+        write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,218 @@
+"""GRPO optimisation throughput: the trainer's forward, backward and AdamW step over one batch.
+
+Run on a GPU (from the repository root)::
+
+    PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --out $OUT/grpo.json
+    PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --gradient-checkpointing \\
+        --out $OUT/grpo_checkpointing.json
+
+or the CPU smoke test ``python benchmarks/bench_grpo.py --device cpu --tiny``. Larger runs:
+``--episodes 64 --micro-batches 1,8,16,64 --max-new-tokens 256``.
+
+The model is :mod:`random_vlm`'s (a ~0.8B random-weight Qwen2.5-VL; ``--tiny``: the test model),
+set up as :func:`agents.train_grpo.train_grpo` sets it up: float32 weights and AdamW states, the
+vision tower frozen, forward passes under CUDA autocast in ``--dtype``, and with
+``--gradient-checkpointing`` activations recomputed in the backward pass. One batched rollout
+plays ``--episodes`` episodes in groups of ``--group-size`` (the trainer's envs and advantages;
+64 tokens per turn, the first turn opening with a scripted drawing, ``max_turns=2``). Each row
+then times one call of :func:`agents.train_grpo.optimise` over all of them (one epoch: a forward
+and backward pass per micro-batch, then one clipped AdamW step), after an untimed call on one
+micro-batch. Tokens/s count the trajectories' whole sequences (what the forward passes read) and
+their generated tokens (what the loss trains). The baseline is micro-batch 1, one trajectory per
+forward pass, measured in the same run. A micro-batch that does not fit in GPU memory is
+reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+from random_vlm import build_policy, device_name, peak_gib, seconds_since, start_clock, write_json
+
+from agents.config import GRPOConfig
+from agents.losses import group_advantages
+from agents.rollout import Trajectory, rollout
+from agents.train_grpo import Ranks, make_envs, optimise
+from agents.train_sft import (
+    autocast,
+    enable_activation_checkpointing,
+    freeze_vision_tower,
+    make_optimizer,
+)
+
+
+def measure(
+    config: GRPOConfig,
+    trajectories: list[Trajectory],
+    advantages: torch.Tensor,
+    train: dict,
+) -> dict:
+    """Time one :func:`optimise` call over ``trajectories`` in micro-batches of
+    ``config.micro_batch``; ``train`` holds its policy, model, optimizer, scheduler and ranks."""
+    size = config.micro_batch
+    sequence = sum(len(t.ids) for t in trajectories)
+    generated = sum(t.n_generated for t in trajectories)
+    result = {
+        "micro_batch": size,
+        "forwards": math.ceil(len(trajectories) / size),
+        "sequence_tokens": sequence,
+        "generated_tokens": generated,
+    }
+    try:
+        # Untimed on one micro-batch first: kernel selection, allocator growth, AdamW state.
+        optimise(config, trajectories=trajectories[:size], advantages=advantages[:size], **train)
+        start = start_clock(config.device)
+        metrics = optimise(config, trajectories=trajectories, advantages=advantages, **train)
+        seconds = seconds_since(start, config.device)
+    except torch.OutOfMemoryError:
+        seconds = None
+    if seconds is None:
+        train["optimizer"].zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        return {**result, "out_of_memory": True}
+    return {
+        **result,
+        "out_of_memory": False,
+        "seconds": seconds,
+        "sequence_tokens_per_s": sequence / seconds,
+        "generated_tokens_per_s": generated / seconds,
+        "peak_gpu_gib": peak_gib(config.device),
+        "grad_norm": metrics["train/grad_norm"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny", action="store_true", help="the tiny test model (smoke test)")
+    parser.add_argument("--episodes", type=int, default=32, help="trajectories (default 32)")
+    parser.add_argument("--group-size", type=int, default=8, help="GRPO group size (default 8)")
+    parser.add_argument(
+        "--micro-batches", default="1,8,32", help="micro-batch sizes (default 1,8,32)"
+    )
+    parser.add_argument("--dtype", default="bfloat16", help="CUDA autocast dtype (bfloat16)")
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="recompute activations"
+    )
+    parser.add_argument("--task", default="counting", help="env task (default counting)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens per turn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--out", help="also write the table as JSON here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.micro_batches.split(",")]
+    if sizes[0] != 1:
+        sizes.insert(0, 1)  # the baseline
+    configs = [
+        GRPOConfig(
+            model="random weights",  # never loaded: the policy is built below
+            task=args.task,
+            prompts_per_step=max(1, args.episodes // args.group_size),
+            group_size=args.group_size,
+            micro_batch=size,
+            max_new_tokens=args.max_new_tokens,
+            max_turns=2,
+            dtype=args.dtype,
+            device=args.device,
+            gradient_checkpointing=args.gradient_checkpointing,
+            seed=args.seed,
+        )
+        for size in sizes
+    ]
+    config = configs[0]
+    if config.rollout_batch != args.episodes:
+        parser.error(f"--episodes must be a multiple of --group-size, got {args.episodes}")
+
+    policy = build_policy(
+        tiny=args.tiny, device=args.device, dtype="float32", max_new_tokens=args.max_new_tokens
+    )
+    model = policy.model
+    if config.freeze_vision:
+        freeze_vision_tower(model)
+    if config.gradient_checkpointing:
+        enable_activation_checkpointing(model)
+    params = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
+
+    # One rollout batch as the trainer plays it: groups of envs reset with the same seed.
+    envs = make_envs(config, policy, args.episodes)
+    seeds = [args.seed + i // args.group_size for i in range(args.episodes)]
+    start = start_clock(args.device)
+    with torch.no_grad(), autocast(policy.device, args.dtype):
+        trajectories = rollout(policy, envs, seed=seeds, max_tokens=config.max_tokens)
+    rollout_seconds = seconds_since(start, args.device)
+    rewards = torch.tensor([t.reward for t in trajectories], dtype=torch.float32)
+    advantages = group_advantages(
+        rewards,
+        config.group_size,
+        kind=config.advantage,
+        alpha=config.alpha,
+        scale=config.reward_scale,
+    )
+
+    train = {
+        "policy": policy,
+        "train_model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "ranks": Ranks(0, 1, policy.device),
+    }
+    rows = [measure(c, trajectories, advantages, train) for c in configs]
+    baseline = rows[0].get("sequence_tokens_per_s")
+    for r in rows:
+        if baseline and not r["out_of_memory"]:
+            r["ratio_vs_micro_batch1"] = r["sequence_tokens_per_s"] / baseline
+
+    name = device_name(args.device)
+    dtype = args.dtype if args.device.startswith("cuda") else "float32"
+    print(
+        f"GRPO optimisation on {name}: Qwen2.5-VL random weights, {params / 1e6:,.1f}M params "
+        f"({trained / 1e6:,.1f}M trained), fp32 weights, {dtype} forward, gradient "
+        f"checkpointing {'on' if args.gradient_checkpointing else 'off'}; {args.episodes} "
+        f"trajectories of {args.task} (groups of {args.group_size}, "
+        f"{rows[0]['sequence_tokens'] / args.episodes:,.0f} tokens each, "
+        f"{rows[0]['generated_tokens'] / args.episodes:,.0f} generated)"
+    )
+    header = (
+        f"{'micro':>5} {'forwards':>8} {'seconds':>8} {'seq tok/s':>10} {'gen tok/s':>10} "
+        f"{'peak GiB':>9} {'x micro 1':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        if r["out_of_memory"]:
+            print(f"{r['micro_batch']:>5} {r['forwards']:>8}  out of GPU memory")
+            continue
+        peak = "-" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.2f}"
+        ratio = r.get("ratio_vs_micro_batch1")
+        print(
+            f"{r['micro_batch']:>5} {r['forwards']:>8} {r['seconds']:>8.2f} "
+            f"{r['sequence_tokens_per_s']:>10.0f} {r['generated_tokens_per_s']:>10.0f} "
+            f"{peak:>9} {'-' if ratio is None else f'{ratio:.2f}':>10}"
+        )
+    if args.out:
+        report = {
+            "device": name,
+            "torch": torch.__version__,
+            "model": {"params": params, "trained": trained, "tiny": args.tiny},
+            "forward_dtype": dtype,
+            "gradient_checkpointing": args.gradient_checkpointing,
+            "task": args.task,
+            "episodes": args.episodes,
+            "group_size": args.group_size,
+            "max_new_tokens": args.max_new_tokens,
+            "max_turns": 2,
+            "rollout_seconds": rollout_seconds,
+            "rows": rows,
+        }
+        write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()

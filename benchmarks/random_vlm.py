@@ -1,0 +1,127 @@
+"""The random-weight Qwen2.5-VL that the GPU benchmarks share, and its scripted-opening policy.
+
+:func:`build_policy` builds the model from a config with random weights (no download): by
+default a ~0.8B Qwen2.5-VL (a Qwen2.5-0.5B-sized text model with its 151,936-row vocabulary,
+untied, and an 8-block vision tower of Qwen2.5-VL's width) with SDPA attention; ``tiny=True``
+gives the test model of :mod:`agents.testing`. Random weights never choose to stop, so every
+turn writes exactly ``max_new_tokens`` tokens (``min_new_tokens`` equals it), and
+:class:`BenchPolicy` opens each episode's first turn with a drawing, so that the env draws an
+image and the second turn sees two.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from agents.policy import GenerationSettings, VLMPolicy
+from agents.testing import special_token_ids, tiny_config, tiny_model, tiny_processor
+from drawenv.actions import Box, Draw
+from drawenv.protocol import get_protocol
+
+TEXT = {  # the size of Qwen2.5-0.5B's text model
+    "vocab_size": 151936,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 32768,
+    "rope_parameters": {"rope_type": "default", "mrope_section": [8, 12, 12], "rope_theta": 1e6},
+}
+VISION = {  # Qwen2.5-VL's vision width, 8 blocks instead of 32
+    "depth": 8,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 896,
+    "fullatt_block_indexes": [3, 7],
+}
+
+
+def opening_ids(tokenizer) -> list[int]:
+    """The token ids of the scripted drawing that opens every episode's first turn."""
+    text = get_protocol("vilasr").format(Draw([Box(1, (8, 8, 120, 120), "object")], "look"))
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class BenchPolicy(VLMPolicy):
+    """Samples as usual, except that each episode's first turn opens with a drawing."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.opening = opening_ids(self.tokenizer)
+
+    def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
+        tokens = super().choose_tokens(
+            scores,
+            generator=generator,
+            settings=settings,
+            episodes=episodes,
+            turns=turns,
+            generated=generated,
+        )
+        for row, (turn, done) in enumerate(zip(turns, generated)):
+            if turn == 0 and len(done) < len(self.opening):
+                tokens[row] = self.opening[len(done)]
+        return tokens
+
+
+def build_policy(*, tiny: bool, device: str, dtype: str, max_new_tokens: int) -> BenchPolicy:
+    """The benchmark model (random weights, seed 0) on ``device`` in ``dtype``, in eval mode."""
+    if tiny:
+        model, processor = tiny_model(seed=0)
+    else:
+        processor = tiny_processor()
+        config = tiny_config(
+            TEXT["vocab_size"], special_token_ids(processor.tokenizer), text=TEXT, vision=VISION
+        )
+        config._attn_implementation = "sdpa"
+        torch.manual_seed(0)
+        with torch.device(device):
+            from transformers import Qwen2_5_VLForConditionalGeneration
+
+            model = Qwen2_5_VLForConditionalGeneration(config)
+    settings = GenerationSettings(
+        temperature=1.0, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens
+    )
+    return BenchPolicy(model.to(device, getattr(torch, dtype)).eval(), processor, settings)
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU and its torch thread count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def start_clock(device: str) -> float:
+    """Wait for the GPU, reset its peak-memory counter, and return the time."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    return time.perf_counter()
+
+
+def seconds_since(start: float, device: str) -> float:
+    """Seconds since ``start``, once the GPU has finished its queued work."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def peak_gib(device: str) -> float | None:
+    """The peak GPU memory allocated since the last reset, in GiB (None off CUDA)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+
+
+def write_json(path: str, report: dict) -> None:
+    """Write a benchmark report as indented JSON, making the folder."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
