@@ -2,8 +2,9 @@
 
 :func:`render` is pure: it takes the root original pixels and the checked, pixel-coordinate
 layers of an image and returns a new array, so a replaced layer never lingers. Shapes are drawn with
-OpenCV straight into the numpy array (``benchmarks/bench_drawing.py`` measures it against Pillow);
-label text is drawn with Pillow's built-in scalable font onto small tags pasted into the array.
+OpenCV straight into the numpy array; label text is drawn once per (label, size) with Pillow's
+built-in scalable font onto a small tag, cached, and pasted into the array
+(``benchmarks/bench_step.py`` measures it against OpenCV alone and against Pillow alone).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ LINE_START_COLOUR = (255, 255, 255)
 LINE_END_COLOUR = (0, 0, 0)
 
 SHAPE_BACKEND = "opencv"
-"""The library that draws shapes; measured faster than Pillow by ``benchmarks/bench_drawing.py``."""
+"""The library that draws shapes; measured faster than Pillow by ``benchmarks/bench_step.py``."""
 
 # Bits of sub-pixel precision handed to OpenCV, so float coordinates are not truncated.
 _SHIFT = 4
@@ -76,16 +77,17 @@ def render(original: np.ndarray, layers: Sequence[Box | Line]) -> np.ndarray:
         shown = getattr(original, "shape", type(original).__name__)
         raise invalid_argument("original", shown, "a uint8 array of shape HxWx3")
     image = np.array(original, order="C", copy=True)
+    height, width = image.shape[:2]
+    stroke, size = stroke_width(width, height), font_size(width, height)
     for op in layers:
-        _draw_shape(image, op)
+        _draw_shape(image, op, stroke)
     for op in layers:
-        _draw_label(image, op)
+        _draw_label(image, op, stroke, size)
     return image
 
 
-def _draw_shape(image: np.ndarray, op: Box | Line) -> None:
+def _draw_shape(image: np.ndarray, op: Box | Line, stroke: int) -> None:
     height, width = image.shape[:2]
-    stroke = stroke_width(width, height)
     colour = label_colour(op.label)
     if op.kind == "box":
         left, top, right, bottom = box_pixels(op.bbox, width, height)
@@ -135,10 +137,9 @@ def _subpixel(point: Sequence[float]) -> tuple[int, int]:
     return round((x - 0.5) * (1 << _SHIFT)), round((y - 0.5) * (1 << _SHIFT))
 
 
-def _draw_label(image: np.ndarray, op: Box | Line) -> None:
+def _draw_label(image: np.ndarray, op: Box | Line, stroke: int, size: int) -> None:
     height, width = image.shape[:2]
-    stroke = stroke_width(width, height)
-    tag = _tag(op.label, font_size(width, height))
+    tag = _tag(op.label, size)
     tag_height, tag_width = tag.shape[:2]
     if op.kind == "box":
         left, top, _, _ = box_pixels(op.bbox, width, height)

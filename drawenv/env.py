@@ -39,7 +39,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     ## Observation Space
     ``Dict(images=Sequence(ImageSpace), text=UnicodeText)``: every image so far (originals first,
     ``HxWx3`` uint8, sizes may differ) and the env's latest message (the question prompt, the
-    feedback for new images, or why the last turn was rejected).
+    feedback for new images, or why the last turn was rejected). The image arrays are read-only.
 
     ## Rewards
     Paid once, at the end of the episode, by the ``reward`` preset (default ``"vilasr"``:
@@ -64,7 +64,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     ``max_turns`` (None: the task's ``metadata["max_turns"]``, else 10), ``repeat_policy``
     ("terminate"), ``repeat_tolerance`` (0.02),
     ``invalid_policy`` ("feedback"), ``reward`` ("vilasr"), ``difficulty`` (1),
-    ``render_mode`` (None or "rgb_array"). See ``docs/environment.md``.
+    ``render_mode`` (None or "rgb_array"), ``copy_images`` (True). See ``docs/environment.md``.
 
     ## Version History
     * v0: initial release.
@@ -88,6 +88,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         reward: Any = "vilasr",
         difficulty: int = 1,
         render_mode: str | None = None,
+        copy_images: bool = True,
     ):
         self.protocol = get_protocol(check_choice("protocol", protocol, PROTOCOLS))
         self.coords = check_choice("coords", coords, COORD_MODES)
@@ -107,6 +108,9 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise invalid_argument("render_mode", render_mode, "None or 'rgb_array'")
         self.render_mode = render_mode
+        if not isinstance(copy_images, bool):
+            raise invalid_argument("copy_images", copy_images, "True or False")
+        self.copy_images = copy_images
         self.observation_space = observation_space()
         self.action_space = ModelText(protocol, coords)
         self.progress = 0.0
@@ -158,6 +162,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
             loaded[0].shape[0] / originals[0].shape[0],
         )
         self._state = ImageState(originals)
+        self._shown = 0  # images already returned in an earlier observation
         self._turn = 0
         # A suite may set its own default (the maze suite's is 20); the argument overrides it.
         self._max_turns = self.max_turns or int(self._task.metadata.get("max_turns", 10))
@@ -297,11 +302,15 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
 
     def _observation(self) -> dict[str, Any]:
         assert self._state is not None
-        # Fresh copies: Gymnasium's rule is that returned data is never reused between calls.
-        return {
-            "images": tuple(image.pixels.copy() for image in self._state.images),
-            "text": self._text,
-        }
+        images = [image.pixels for image in self._state.images]
+        if self.copy_images:
+            # Gymnasium's rule (check_env's `check_returned_data_not_reused`) is that no two
+            # observations share memory, read-only or not; so an image shown before is copied,
+            # and only images new to this observation are handed out without a copy.
+            images[: self._shown] = [_read_only(pixels.copy()) for pixels in images[: self._shown]]
+        self._shown = len(images)
+        # Views of the stored read-only arrays cannot be made writeable by the caller.
+        return {"images": tuple(pixels.view() for pixels in images), "text": self._text}
 
     def _info(
         self,
@@ -337,6 +346,11 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         assert self._state is not None
         width, height = self._state.sizes[0]
         return round(width * self._scale[0]), round(height * self._scale[1])
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 __all__ = ["DrawSpatialEnv"]

@@ -181,8 +181,23 @@ def _describe(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _inside(values: Sequence[object], scales: Sequence[int]) -> bool:
+    """Plain int or float pixel coordinates within ``[0, scale]`` each: nothing to clip, and a
+    float holds each value exactly, so the exact (slower) path would give the same result."""
+    if len(values) != len(scales):
+        return False
+    for value, scale in zip(values, scales, strict=True):
+        if type(value) not in (int, float) or not 0 <= value <= scale:
+            return False
+    return True
+
+
 def _check_box(op: Box, width: int, height: int, coords: str) -> Checked:
-    pixels = _to_pixels(op.bbox, 4, "box", (width, height, width, height), coords)
+    scales = (width, height, width, height)
+    if coords == "pixel" and _inside(op.bbox, scales):
+        pixels = [float(value) for value in op.bbox]
+    else:
+        pixels = _to_pixels(op.bbox, 4, "box", scales, coords)
     if isinstance(pixels, str):
         return Checked(None, pixels)
     x1, x2 = sorted(pixels[0::2])
@@ -203,6 +218,11 @@ def _check_box(op: Box, width: int, height: int, coords: str) -> Checked:
 
 def _check_line(op: Line, width: int, height: int, coords: str) -> Checked:
     scales = (width, height)
+    if coords == "pixel" and _inside(op.start, scales) and _inside(op.end, scales):
+        start, end = tuple(map(float, op.start)), tuple(map(float, op.end))
+        if start == end:
+            return Checked(None, "zero-length line")
+        return Checked(Line(op.index, start, end, op.label))
     start = _to_pixels(op.start, 2, "line start", scales, coords)
     end = _to_pixels(op.end, 2, "line end", scales, coords)
     for pixels in (start, end):

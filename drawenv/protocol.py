@@ -40,6 +40,7 @@ _FENCE_TAG = re.compile(r"[ \t]*([\w+.-]*)")
 _DRAW_ACTION = re.compile(r"(?:^|</think>)[ \t]*Action:[ \t]*(?:Object Mapper|Path Tracer)", re.M)
 _CALL_OPEN, _CALL_CLOSE = "<tool_call>", "</tool_call>"
 _TOOL_ITEMS = {"draw_boxes": ("boxes", "box"), "draw_lines": ("lines", "line")}
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # one instance: json.dumps builds one per call
 _show = reprlib.Repr()
 _show.maxstring = _show.maxother = 40
 
@@ -465,7 +466,7 @@ def _numbers(item: dict, key: str, arity: int, problems: list[str]) -> tuple | N
         problems.append(f"{key} must hold {arity} numbers, got {_show.repr(value)}")
     elif len(value) != arity:
         problems.append(f"{key} must hold {arity} numbers, got {len(value)}")
-    elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    elif not all(type(v) in (int, float) for v in value):  # JSON and literals: no subclasses
         problems.append(f"{key} must hold only numbers, got {_show.repr(value)}")
     else:
         return tuple(value)
@@ -485,6 +486,8 @@ def _geometry(op: Operation) -> dict:
 
 
 def _number(value: Any) -> int | float:
+    if type(value) in (int, float):  # the common case, without the slower abstract checks
+        return value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
@@ -495,7 +498,7 @@ def _number(value: Any) -> int | float:
 def _dumps(value: Any) -> str:
     # "<" and "`" only occur inside JSON strings; escaping them keeps a label such as "</answer>"
     # or "```" from ending the tag or fence around the JSON.
-    text = json.dumps(value, ensure_ascii=False)
+    text = _ENCODER.encode(value)
     return text.replace("<", "\\u003c").replace("`", "\\u0060")
 
 

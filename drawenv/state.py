@@ -8,6 +8,7 @@ Pixels are stored once per image, read-only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -57,11 +58,12 @@ class ImageState:
         for i, pixels in enumerate(originals):
             pixels.setflags(write=False)
             self.images.append(StoredImage(pixels, root=i))
+        # (width, height) of every image, in order; kept up to date by `apply`.
+        self.sizes: tuple[tuple[int, int], ...] = tuple(image.size for image in self.images)
         self.applied: dict[int, list[Operation]] = {}
-
-    @property
-    def sizes(self) -> tuple[tuple[int, int], ...]:
-        return tuple(image.size for image in self.images)
+        # The same operations keyed by (target, kind, label), so the repeat check does not grow
+        # with the history.
+        self._applied_by_key: dict[tuple[int, str, str], list[Operation]] = {}
 
     def plan(self, operations: Sequence[Operation], *, coords: str, tolerance: float) -> Plan:
         """Check a step's operations against the current images; never raises."""
@@ -92,15 +94,12 @@ class ImageState:
 
     def _repeats(self, op: Operation, tolerance: float) -> bool:
         target = self.images[op.index - 1]
-        width, height = target.size
-        diagonal = float(np.hypot(width, height))
-        earlier = [*self.applied.get(op.index - 1, ()), *target.layers.values()]
-        return any(
-            prev.kind == op.kind
-            and prev.label == op.label
-            and same_geometry(prev, op, tol=tolerance, diagonal=diagonal)
-            for prev in earlier
-        )
+        diagonal = math.hypot(*target.size)
+        key = (op.kind, op.label)
+        earlier = [*self._applied_by_key.get((op.index - 1, *key), ())]
+        if key in target.layers:
+            earlier.append(target.layers[key])
+        return any(same_geometry(prev, op, tol=tolerance, diagonal=diagonal) for prev in earlier)
 
     def apply(self, plan: Plan) -> list[int]:
         """Execute a checked plan: one new image per target. Returns the new 1-based indices."""
@@ -113,6 +112,9 @@ class ImageState:
             pixels = render(self.images[source.root].pixels, list(layers.values()))
             pixels.setflags(write=False)
             self.images.append(StoredImage(pixels, source.root, layers))
+            self.sizes += (source.size,)
             self.applied.setdefault(target, []).extend(ops)
+            for op in ops:
+                self._applied_by_key.setdefault((target, op.kind, op.label), []).append(op)
             new_indices.append(len(self.images))
         return new_indices

@@ -238,13 +238,34 @@ def test_originals_are_resized_like_qwen_and_never_mutated():
     assert np.array_equal(original, before)
 
 
-def test_observations_do_not_share_memory_with_state_or_each_other(mc_task):
-    env = make(mc_task)
+def test_observations_are_read_only_and_share_no_memory(mc_task):
+    env = DrawSpatialEnv(task=[mc_task])
+    obs0, _ = env.reset(seed=0)
     obs1, *_ = env.step(Draw([BOX]))
-    obs1["images"][0][:] = 0  # the caller scribbles on what it got
     obs2, *_ = env.step(Draw([Box(2, (240, 40, 400, 160), "lamp")]))
-    assert (obs2["images"][0] == 128).all()
+    images = [*obs0["images"], *obs1["images"], *obs2["images"]]
+    assert len(images) == 1 + 2 + 3
+    for i, a in enumerate(images):
+        assert not any(np.shares_memory(a, b) for b in images[i + 1 :])
+        with pytest.raises(ValueError):
+            a[0, 0] = 0  # the caller cannot scribble on what it got
+        with pytest.raises(ValueError):
+            a.flags.writeable = True
+    assert np.array_equal(obs0["images"][0], obs2["images"][0])
+    assert np.array_equal(obs1["images"][1], obs2["images"][1])
     assert (mc_task.images[0] == 128).all()
+
+
+def test_copy_images_false_hands_out_the_stored_images_read_only(mc_task):
+    env = DrawSpatialEnv(task=[mc_task], copy_images=False)
+    obs0, _ = env.reset(seed=0)
+    obs1, *_ = env.step(Draw([BOX]))
+    assert np.shares_memory(obs0["images"][0], obs1["images"][0])
+    with pytest.raises(ValueError):
+        obs1["images"][1].flags.writeable = True
+    copied = DrawSpatialEnv(task=[mc_task])
+    copied.reset(seed=0)
+    assert np.array_equal(copied.step(Draw([BOX]))[0]["images"][1], obs1["images"][1])
 
 
 def test_render_rgb_array_is_the_latest_image(mc_task):
@@ -341,6 +362,7 @@ def test_callable_reward(mc_task):
         ({"repeat_tolerance": 2}, ["repeat_tolerance"]),
         ({"max_pixels": 10}, ["max_pixels"]),
         ({"render_mode": "human"}, ["render_mode", "rgb_array"]),
+        ({"copy_images": "yes"}, ["copy_images", "True or False"]),
         ({"task": "mazes"}, ["task", "mixed"]),
         ({"task": 42}, ["task", "suite name"]),
         ({"task": []}, ["task"]),
