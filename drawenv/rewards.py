@@ -137,8 +137,9 @@ def parse_number(text: str) -> float | None:
 # Metrics
 # ---------------------------------------------------------------------------------------------
 
-# 1 - theta for theta in {0.50, 0.55, ..., 0.95}, written out so no float arithmetic shifts a bound.
-_MRA_TOLERANCES = np.array([0.50, 0.45, 0.40, 0.35, 0.30, 0.25, 0.20, 0.15, 0.10, 0.05])
+# 1 - theta for theta in {0.95, 0.90, ..., 0.50}, written out so no float arithmetic shifts a bound;
+# ascending, so one binary search counts the thresholds an error passes.
+_MRA_TOLERANCES = np.array([0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.45, 0.50])
 
 
 def _as_output(values: np.ndarray, *inputs: Any) -> float | np.ndarray:
@@ -189,7 +190,9 @@ def mra(pred: Any, truth: Any) -> float | np.ndarray:
     p = np.asarray(pred, dtype=float)
     with np.errstate(over="ignore", invalid="ignore"):
         error = np.abs(p - y) / y
-    hits = (error[..., None] < _MRA_TOLERANCES).mean(axis=-1)
+    # Thresholds with error < tolerance: those after the last tolerance <= error (NaN: none).
+    passed = len(_MRA_TOLERANCES) - np.searchsorted(_MRA_TOLERANCES, error, side="right")
+    hits = passed / len(_MRA_TOLERANCES)
     return _as_output(np.where(np.isfinite(p), hits, 0.0), pred, truth)
 
 

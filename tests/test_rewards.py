@@ -202,6 +202,17 @@ def test_mra_values(pred, truth, expected):
     assert result == pytest.approx(expected)
 
 
+def test_mra_arrays_equal_the_scalar_values():
+    # e exactly at a tolerance does not pass it (strict <): e = 0.25 passes 0.30 … 0.50 (5/10),
+    # e = 0.5 passes none; e = 0.125 passes 0.15 … 0.50 (8/10). All exact in binary.
+    preds = np.array([100.0, 93.0, 112.0, 73.0, 149.0, 160.0, 1.25, 1.5, 0.875, math.nan])
+    truths = np.array([100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 1.0, 1.0, 1.0, 1.0])
+    expected = [1.0, 0.9, 0.8, 0.5, 0.1, 0.0, 0.5, 0.0, 0.8, 0.0]
+    result = mra(preds, truths)
+    assert result.tolist() == [mra(float(p), float(t)) for p, t in zip(preds, truths)]
+    np.testing.assert_allclose(result, expected)
+
+
 def test_mra_divides_by_truth_not_prediction():
     # Dividing by the prediction would give 2.2/12.2 (0.7) for the first and 0.22 (0.6) for the
     # second; dividing by the truth gives the reverse.
@@ -249,6 +260,18 @@ def test_snra_closed_form(pred, truth, k, expected):
     result = snra(pred, truth, k)
     assert isinstance(result, float)
     assert result == pytest.approx(expected, rel=1e-12)
+
+
+def test_snra_arrays_equal_the_scalar_values():
+    preds = np.array([5.0, 2.0, 0.0, 110.0, 15.0, math.inf])
+    truths = np.array([5.0, 1.0, 1.0, 100.0, 10.0, 1.0])
+    ks = [1.0, 1.0, 1.0, 100.0, 10.0, 1.0]
+    expected = [1.0, R_KE2_1, R_KE2_1, R_KE2_1, R_KE2_2_5, 0.0]
+    for k in set(ks):
+        result = snra(preds, truths, k)
+        assert result.tolist() == [snra(float(p), float(t), k) for p, t in zip(preds, truths)]
+    rows = [snra(preds[i : i + 1], truths[i : i + 1], ks[i])[0] for i in range(len(ks))]
+    np.testing.assert_allclose(rows, expected, rtol=1e-12)
 
 
 def test_snra_absolute_mode():
