@@ -392,3 +392,18 @@ def test_question_prompt_reads_back(mc_task):
     assert prompt.question == mc_task.question and prompt.options == mc_task.options
     assert prompt.answer_type == "multiple_choice"
     assert prompt.image_sizes == ((448, 336), (224, 224))
+
+
+def test_copy_images_false_in_a_sync_vector_env_matches_the_default(mc_task):
+    from gymnasium.vector import SyncVectorEnv
+
+    def make_envs(copy_images):
+        envs = SyncVectorEnv([lambda: DrawSpatialEnv(task=[mc_task], copy_images=copy_images)])
+        envs.reset(seed=0)
+        return envs
+
+    shared, copied = make_envs(False), make_envs(True)
+    for step in range(3):
+        action = (Draw([Box(1 + step, (40, 40, 200 - step, 160), f"b{step}")]),)
+        a, b = shared.step(action)[0], copied.step(action)[0]
+        assert all(np.array_equal(x, y) for x, y in zip(a["images"][0], b["images"][0]))

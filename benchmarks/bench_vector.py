@@ -1,0 +1,170 @@
+"""Vector envs: a random agent's episodes in one env, ``SyncVectorEnv`` and ``AsyncVectorEnv``;
+the bytes a step moves; the memory one episode holds at the image budget.
+
+Throughput: ``--steps`` env steps of a random agent (each env's own ``ModelText`` sampler, kept
+in step with the image sizes it sees) on 16 tasks of the ``counting`` suite generated beforehand
+(generating a scene costs more than an episode), episodes resetting as they end.
+Rows: a plain loop over one env (the baseline), then Gymnasium's ``SyncVectorEnv`` and
+``AsyncVectorEnv`` (``shared_memory=False``, one process per env) with 1 and 2 envs, with the
+env's default ``copy_images=True`` and with ``copy_images=False``.
+
+Bytes per step, from the same random agent in one env: the observation's image bytes (what a
+``SyncVectorEnv`` hands over by reference and copies once with its default ``copy=True``) and
+the pickled size of the step result (what an ``AsyncVectorEnv`` worker sends through its pipe).
+
+Memory: one episode that draws on its latest image every turn until the ``max_images`` budget,
+traced with ``tracemalloc``: the bytes of the distinct images against the memory still allocated
+with the last observation held, and the peak during the episode.
+
+Run ``python benchmarks/bench_vector.py`` (under a minute on 2 CPU cores); bigger runs with
+``--steps 3000 --envs 1,2,4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
+
+from drawenv import Box, Draw
+from drawenv.env import DrawSpatialEnv
+from drawenv.spaces import ModelText
+
+POOL: list = []  # counting tasks generated once, so the loop times the env, not the generator
+
+
+def make_env(copy_images: bool = True) -> Callable[[], DrawSpatialEnv]:
+    if not POOL:
+        source = DrawSpatialEnv(task="counting").source
+        POOL.extend(source[index] for index in range(16))
+    tasks = list(POOL)
+    return lambda: DrawSpatialEnv(task=tasks, copy_images=copy_images)
+
+
+def samplers(count: int, seed: int) -> list[ModelText]:
+    spaces = [ModelText() for _ in range(count)]
+    for i, space in enumerate(spaces):
+        space.seed(seed + i)
+    return spaces
+
+
+def actions(spaces: list[ModelText], images: tuple) -> tuple[str, ...]:
+    """One sampled turn per env, with coordinates on the images that env shows."""
+    for space, shown in zip(spaces, images, strict=True):
+        space.image_sizes = tuple((image.shape[1], image.shape[0]) for image in shown)
+    return tuple(space.sample() for space in spaces)
+
+
+def single_env_rate(steps: int, seed: int, copy_images: bool) -> float:
+    env = make_env(copy_images)()
+    spaces = samplers(1, seed)
+    obs, _ = env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(actions(spaces, (obs["images"],))[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def vector_rate(kind: str, count: int, steps: int, seed: int, copy_images: bool) -> float:
+    fns = [make_env(copy_images) for _ in range(count)]
+    envs = SyncVectorEnv(fns) if kind == "sync" else AsyncVectorEnv(fns, shared_memory=False)
+    spaces = samplers(count, seed)
+    obs, _ = envs.reset(seed=[seed + i for i in range(count)])
+    start = time.perf_counter()
+    for _ in range(steps // count):
+        obs, *_ = envs.step(actions(spaces, obs["images"]))
+    rate = (steps // count) * count / (time.perf_counter() - start)
+    envs.close()
+    return rate
+
+
+def bytes_per_step(steps: int, seed: int) -> tuple[float, float, float]:
+    """Mean image bytes of an observation, mean pickled step result, mean images held."""
+    env = make_env()()
+    spaces = samplers(1, seed)
+    obs, _ = env.reset(seed=seed)
+    image_bytes, pickled, held = [], [], []
+    for _ in range(steps):
+        result = env.step(actions(spaces, (obs["images"],))[0])
+        obs = result[0]
+        image_bytes.append(sum(image.nbytes for image in obs["images"]))
+        pickled.append(len(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        held.append(len(obs["images"]))
+        if result[2] or result[3]:
+            obs, _ = env.reset()
+    return float(np.mean(image_bytes)), float(np.mean(pickled)), float(np.mean(held))
+
+
+def episode_memory(copy_images: bool, max_images: int) -> tuple[int, int, int, int]:
+    """(image count, bytes of those images, bytes allocated while the last observation is held,
+    peak bytes) for one episode drawing until the image budget; env setup not counted."""
+    record = {
+        "id": "budget",
+        "images": [np.random.default_rng(0).integers(0, 256, (448, 448, 3), dtype=np.uint8)],
+        "question": "How many?",
+        "answer_type": "count",
+        "answer": 3,
+    }
+    env = DrawSpatialEnv(
+        task=[record], max_images=max_images, max_turns=max_images, copy_images=copy_images
+    )
+    env.reset(seed=0)  # warm caches (fonts, tags) outside the trace
+    tracemalloc.start()
+    obs, _ = env.reset(seed=0)
+    for turn in range(1, max_images):
+        box = Box(turn, (10 + turn, 10, 200 + turn, 150), f"object {turn}")
+        obs, *_ = env.step(Draw([box]))
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return len(obs["images"]), sum(image.nbytes for image in obs["images"]), current, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=2000, help="env steps per throughput row")
+    parser.add_argument("--envs", default="1,2", help="vector env sizes")
+    parser.add_argument("--max-images", type=int, default=42, help="image budget of the episode")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    single_env_rate(args.steps // 10, args.seed, True)  # warm-up: task pool, fonts, caches
+    rows = [("one env, plain loop (baseline)", single_env_rate(args.steps, args.seed, True))]
+    for copy_images in (True, False):
+        for kind in ("sync", "async"):
+            for count in (int(v) for v in args.envs.split(",")):
+                rate = vector_rate(kind, count, args.steps, args.seed, copy_images)
+                name = f"{kind.capitalize()}VectorEnv x{count}, copy_images={copy_images}"
+                rows.append((name, rate))
+    print(f"{'random agent, counting suite':<46} {'steps/s':>9} {'x baseline':>11}")
+    print("-" * 68)
+    for name, rate in rows:
+        print(f"{name:<46} {rate:>9.0f} {rate / rows[0][1]:>11.2f}")
+
+    image_bytes, pickled, held = bytes_per_step(args.steps, args.seed)
+    print(f"\nper env step (mean over {args.steps} steps, {held:.1f} images per observation)")
+    print(f"  observation image bytes (Sync):      {image_bytes:>12,.0f}")
+    print(f"  pickled step result (Async pipe):    {pickled:>12,.0f}  x{pickled / image_bytes:.3f}")
+
+    print(
+        f"\n{'one episode at the image budget':<34} {'images':>7} {'image MB':>9} {'held MB':>8} "
+        f"{'x images':>9} {'peak MB':>8} {'x images':>9}"
+    )
+    print("-" * 90)
+    for copy_images in (True, False):
+        count, images, current, peak = episode_memory(copy_images, args.max_images)
+        print(
+            f"{f'copy_images={copy_images}':<34} {count:>7} {images / 2**20:>9.1f} "
+            f"{current / 2**20:>8.1f} {current / images:>9.2f} {peak / 2**20:>8.1f} "
+            f"{peak / images:>9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
