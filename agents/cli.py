@@ -70,6 +70,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
             check_choice("--task", suite, [*SUITES, "mixed"])
     out = Path(args.out) if args.out else None
     env_kwargs = {"protocol": args.protocol, "difficulty": args.difficulty}
+    if args.max_pixels is not None:
+        env_kwargs["max_pixels"] = args.max_pixels
     if args.agent != "vlm":
         env_kwargs["coords"] = args.coords or "pixel"
         run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
@@ -148,6 +150,8 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
         corrections=args.corrections,
         protocol=args.protocol,
         coords=args.coords,
+        difficulty=args.difficulty,
+        max_pixels=args.max_pixels,
     )
     print(
         f"wrote {stats['episodes']} trajectories ({stats['reflective']} with self-corrections) "
@@ -156,6 +160,7 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
 
 
 TRAIN_STAGES = {
+    "init": "agents.scratch",
     "sft": "agents.train_sft",
     "reflect": "agents.reflect",
     "grpo": "agents.train_grpo",
@@ -212,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--coords", help="pixel or norm1000 (default: pixel; a VLM's own convention for vlm)"
     )
     p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        help="env image budget: images are resized to at most this many pixels (default 200704)",
+    )
     p.set_defaults(run=cmd_eval)
 
     p = commands.add_parser("view", help="build the HTML viewer from a results.jsonl")
@@ -239,15 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
     p.add_argument("--coords", default="pixel", help="pixel or norm1000")
+    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3 (default 1)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        help="env image budget: images are resized to at most this many pixels (default 200704)",
+    )
     p.set_defaults(run=cmd_export_sft)
 
     p = commands.add_parser(
         "train",
-        help="train a VLM: sft (cold start), reflect (rejection sampling) or grpo",
+        help="train a VLM: init (from scratch), sft (cold start), reflect or grpo",
         description="drawenv train STAGE --config FILE [key=value ...]; "
         "`drawenv train STAGE --help` lists every setting of the stage (docs/training.md).",
     )
-    p.add_argument("stage", choices=list(TRAIN_STAGES), help="sft, reflect or grpo")
+    p.add_argument("stage", choices=list(TRAIN_STAGES), help="init, sft, reflect or grpo")
     p.add_argument(
         "args",
         nargs=argparse.REMAINDER,

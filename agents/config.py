@@ -40,7 +40,7 @@ REWARD_SCALE_NAMES = ("group", "batch", "none")
 C = TypeVar("C")
 
 
-def _help(default: Any, text: str) -> Any:
+def setting(default: Any, text: str) -> Any:
     """A dataclass field with a default and its one-line help."""
     return field(default=default, metadata={"help": text})
 
@@ -91,50 +91,52 @@ def _check_common(cfg: Any) -> None:
 class SFTConfig:
     """Cold-start supervised fine-tuning on chat JSONL written by ``drawenv export-sft``."""
 
-    model: str = _help(
+    model: str = setting(
         "", "Local folder of the model to fine-tune (config.json, weights, processor)."
     )
-    data: str = _help(
+    data: str = setting(
         "", "Chat JSONL from `drawenv export-sft`; image paths are relative to its folder."
     )
-    output_dir: str = _help(
+    output_dir: str = setting(
         "runs/sft",
         "Folder for metrics.jsonl, config.toml, checkpoints and the final model (final/).",
     )
-    epochs: int = _help(1, "Passes over the data.")
-    max_steps: int | None = _help(
+    epochs: int = setting(1, "Passes over the data.")
+    max_steps: int | None = setting(
         None, "Stop after this many optimiser steps (None: run all epochs)."
     )
-    batch_size: int = _help(1, "Examples per forward pass (micro-batch).")
-    grad_accum: int = _help(
+    batch_size: int = setting(1, "Examples per forward pass (micro-batch).")
+    grad_accum: int = setting(
         1, "Micro-batches per optimiser step; effective batch = batch_size * grad_accum."
     )
-    lr: float = _help(1e-5, "Peak AdamW learning rate.")
-    weight_decay: float = _help(0.0, "AdamW decoupled weight decay.")
-    warmup_steps: int = _help(0, "Optimiser steps of linear warm-up from 0 to lr.")
-    lr_schedule: str = _help(
+    lr: float = setting(1e-5, "Peak AdamW learning rate.")
+    weight_decay: float = setting(0.0, "AdamW decoupled weight decay.")
+    warmup_steps: int = setting(0, "Optimiser steps of linear warm-up from 0 to lr.")
+    lr_schedule: str = setting(
         "cosine", "Learning rate after warm-up: constant, cosine or linear (decay to 0)."
     )
-    max_grad_norm: float = _help(1.0, "Clip the global gradient norm to this value.")
-    freeze_vision: bool = _help(True, "Keep the vision tower (and its merger) frozen.")
-    gradient_checkpointing: bool = _help(
+    max_grad_norm: float = setting(1.0, "Clip the global gradient norm to this value.")
+    freeze_vision: bool = setting(True, "Keep the vision tower (and its merger) frozen.")
+    gradient_checkpointing: bool = setting(
         False, "Recompute activations in the backward pass to save memory."
     )
-    dtype: str = _help(
+    dtype: str = setting(
         "bfloat16", "CUDA autocast dtype (float32, bfloat16, float16); weights stay float32."
     )
-    device: str = _help("auto", "auto, cpu, cuda, cuda:N or mps; auto picks CUDA when available.")
-    seed: int = _help(0, "Seed of the data order and of torch.")
-    max_length: int | None = _help(
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps; auto picks CUDA when available.")
+    seed: int = setting(0, "Seed of the data order and of torch.")
+    max_length: int | None = setting(
         8192, "Skip examples whose token sequence is longer (None: keep all)."
     )
-    shuffle: bool = _help(True, "Shuffle the examples every epoch.")
-    log_every: int = _help(1, "Write a metrics line every this many optimiser steps.")
-    save_every: int = _help(0, "Save a checkpoint every this many steps (0: only the final model).")
-    attn_implementation: str = _help(
+    shuffle: bool = setting(True, "Shuffle the examples every epoch.")
+    log_every: int = setting(1, "Write a metrics line every this many optimiser steps.")
+    save_every: int = setting(
+        0, "Save a checkpoint every this many steps (0: only the final model)."
+    )
+    attn_implementation: str = setting(
         "sdpa", "Attention kernel passed to transformers (sdpa, eager, flash_attention_2)."
     )
-    tensorboard: bool = _help(False, "Also write TensorBoard events under output_dir.")
+    tensorboard: bool = setting(False, "Also write TensorBoard events under output_dir.")
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -163,8 +165,8 @@ class GRPOConfig:
     (Dr. GRPO drops the std division) and to ``"group"`` otherwise; an explicit value always wins.
     """
 
-    model: str = _help("", "Local folder of the starting model (e.g. the SFT output).")
-    output_dir: str = _help(
+    model: str = setting("", "Local folder of the starting model (e.g. the SFT output).")
+    output_dir: str = setting(
         "runs/grpo",
         "Folder for metrics.jsonl, config.toml, checkpoints and the final model (final/).",
     )
@@ -172,81 +174,87 @@ class GRPOConfig:
         default="mixed",
         metadata={"help": "Suite name, list of suite names, 'mixed' or a .jsonl task file."},
     )
-    protocol: str = _help("vilasr", "Env action protocol: vilasr or tool_call.")
-    coords: str | None = _help(
+    protocol: str = setting("vilasr", "Env action protocol: vilasr or tool_call.")
+    coords: str | None = setting(
         None, "Env coordinate mode: pixel or norm1000 (None: the model family's)."
     )
-    difficulty: int = _help(1, "Procedural task difficulty, 1 to 3.")
-    reward: str = _help("vilasr", "Env reward preset: vilasr, vilasr_paper, snra or sr_real.")
-    snra_schedule: str = _help(
+    difficulty: int = setting(1, "Procedural task difficulty, 1 to 3.")
+    max_pixels: int | None = setting(
+        None,
+        "Env image budget: each image is resized to at most this many pixels (None: 256*28*28).",
+    )
+    reward: str = setting("vilasr", "Env reward preset: vilasr, vilasr_paper, snra or sr_real.")
+    snra_schedule: str = setting(
         "linear", "SNRA sharpness schedule over training: linear, cosine or sigmoid."
     )
-    snra_k_min: float = _help(1.0, "SNRA sharpness at the start of training.")
-    snra_k_max: float = _help(100.0, "SNRA sharpness at the end of training.")
-    prompts_per_step: int = _help(8, "Distinct tasks sampled per step.")
-    group_size: int = _help(8, "Trajectories per task (the GRPO group, >= 2).")
+    snra_k_min: float = setting(1.0, "SNRA sharpness at the start of training.")
+    snra_k_max: float = setting(100.0, "SNRA sharpness at the end of training.")
+    prompts_per_step: int = setting(8, "Distinct tasks sampled per step.")
+    group_size: int = setting(8, "Trajectories per task (the GRPO group, >= 2).")
     rollout_batch: int = field(
         default=0, init=False, metadata={"help": "Derived: prompts_per_step * group_size."}
     )
-    micro_batch: int = _help(
+    micro_batch: int = setting(
         8, "Trajectories per forward/backward pass; must divide rollout_batch."
     )
-    rollout_prompts: int | None = _help(
+    rollout_prompts: int | None = setting(
         None,
         "Prompts per batched rollout call (None: all of a rank's prompts at once). Equal chunks "
         "on one GPU and on each rank give identical bf16 rollouts.",
     )
-    ppo_epochs: int = _help(1, "Optimisation passes over each rollout batch (1: on-policy).")
-    lr: float = _help(1e-6, "Peak AdamW learning rate.")
-    weight_decay: float = _help(0.0, "AdamW decoupled weight decay.")
-    warmup_steps: int = _help(0, "Optimiser steps of linear warm-up from 0 to lr.")
-    lr_schedule: str = _help(
+    ppo_epochs: int = setting(1, "Optimisation passes over each rollout batch (1: on-policy).")
+    lr: float = setting(1e-6, "Peak AdamW learning rate.")
+    weight_decay: float = setting(0.0, "AdamW decoupled weight decay.")
+    warmup_steps: int = setting(0, "Optimiser steps of linear warm-up from 0 to lr.")
+    lr_schedule: str = setting(
         "constant", "Learning rate after warm-up: constant, cosine or linear (decay to 0)."
     )
-    max_grad_norm: float = _help(1.0, "Clip the global gradient norm to this value.")
-    loss_type: str = _help(
+    max_grad_norm: float = setting(1.0, "Clip the global gradient norm to this value.")
+    loss_type: str = setting(
         "grpo",
         "Loss normalisation: grpo (per-sequence mean), dr_grpo (constant) or dapo (token mean).",
     )
-    eps_low: float = _help(
+    eps_low: float = setting(
         0.2, "Lower clip range: ratios below 1 - eps_low are clipped, 0 <= eps_low < 1."
     )
-    eps_high: float = _help(
+    eps_high: float = setting(
         0.2,
         "Upper clip range: ratios above 1 + eps_high are clipped (DAPO clip-higher: > eps_low).",
     )
-    beta: float = _help(0.0, "KL-to-reference coefficient (0: no reference model, as in ViLaSR).")
-    advantage: str = _help(
+    beta: float = setting(0.0, "KL-to-reference coefficient (0: no reference model, as in ViLaSR).")
+    advantage: str = setting(
         "grpo", "Advantage: grpo, ap_grpo (A + alpha*S) or ap_grpo_mul (A * S**alpha)."
     )
-    alpha: float = _help(
+    alpha: float = setting(
         1.0, "Weight of the absolute reward in ap_grpo / ap_grpo_mul (0: plain GRPO)."
     )
-    reward_scale: str | None = _help(
+    reward_scale: str | None = setting(
         None,
         "Std used to scale advantages: group, batch or none (None: none for dr_grpo, else group).",
     )
-    temperature: float = _help(1.0, "Sampling temperature of the rollouts (> 0).")
-    top_p: float = _help(1.0, "Nucleus sampling mass of the rollouts, in (0, 1].")
-    max_new_tokens: int = _help(512, "Most tokens the model writes in one turn.")
-    max_tokens: int = _help(
+    temperature: float = setting(1.0, "Sampling temperature of the rollouts (> 0).")
+    top_p: float = setting(1.0, "Nucleus sampling mass of the rollouts, in (0, 1].")
+    max_new_tokens: int = setting(512, "Most tokens the model writes in one turn.")
+    max_tokens: int = setting(
         8192,
         "Most tokens of a whole episode (prompt, images, turns); dr_grpo's loss normaliser.",
     )
-    max_turns: int | None = _help(None, "Most model turns per episode (None: the env's default).")
-    steps: int = _help(100, "Training steps (one rollout batch each).")
-    dtype: str = _help(
+    max_turns: int | None = setting(None, "Most model turns per episode (None: the env's default).")
+    steps: int = setting(100, "Training steps (one rollout batch each).")
+    dtype: str = setting(
         "bfloat16", "CUDA autocast dtype (float32, bfloat16, float16); weights stay float32."
     )
-    device: str = _help("auto", "auto, cpu, cuda, cuda:N or mps; auto picks CUDA when available.")
-    gradient_checkpointing: bool = _help(
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps; auto picks CUDA when available.")
+    gradient_checkpointing: bool = setting(
         False, "Recompute activations in the backward pass to save memory."
     )
-    freeze_vision: bool = _help(True, "Keep the vision tower (and its merger) frozen.")
-    seed: int = _help(0, "Seed of task sampling, rollouts and torch.")
-    log_every: int = _help(1, "Write a metrics line every this many steps.")
-    save_every: int = _help(0, "Save a checkpoint every this many steps (0: only the final model).")
-    tensorboard: bool = _help(False, "Also write TensorBoard events under output_dir.")
+    freeze_vision: bool = setting(True, "Keep the vision tower (and its merger) frozen.")
+    seed: int = setting(0, "Seed of task sampling, rollouts and torch.")
+    log_every: int = setting(1, "Write a metrics line every this many steps.")
+    save_every: int = setting(
+        0, "Save a checkpoint every this many steps (0: only the final model)."
+    )
+    tensorboard: bool = setting(False, "Also write TensorBoard events under output_dir.")
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -262,6 +270,8 @@ class GRPOConfig:
         if self.coords is not None:
             check_choice("coords", self.coords, COORD_MODES)
         check_number("difficulty", self.difficulty, low=1, high=3, integer=True)
+        if self.max_pixels is not None:
+            check_number("max_pixels", self.max_pixels, low=4 * 28 * 28, integer=True)
         check_choice("reward", self.reward, REWARD_PRESETS)
         check_choice("snra_schedule", self.snra_schedule, SCHEDULE_KINDS)
         check_number("snra_k_min", self.snra_k_min, low=0)

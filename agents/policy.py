@@ -123,6 +123,18 @@ class TurnOutput:
     """``stop`` (a stop token), ``stop_string``, ``length`` (max_new_tokens) or ``budget``."""
 
 
+def sampling_probs(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Unnormalised sampling weights from log-probs ``scores`` (B, V): ``exp(scores)``, with the
+    tokens outside the top-``top_p`` nucleus of each row set to 0 when ``top_p < 1``."""
+    probs = scores.exp()
+    if top_p < 1:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return probs
+
+
 class VLMPolicy:
     """A transformers image-text-to-text model acting in DrawSpatial-v0.
 
@@ -421,12 +433,7 @@ class VLMPolicy:
         """
         if settings.temperature == 0:
             return scores.argmax(-1)
-        probs = scores.exp()
-        if settings.top_p < 1:
-            sorted_probs, order = probs.sort(-1, descending=True)
-            outside = sorted_probs.cumsum(-1) - sorted_probs >= settings.top_p
-            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        probs = sampling_probs(scores, settings.top_p)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
     @torch.no_grad()
@@ -621,4 +628,5 @@ __all__ = [
     "TurnOutput",
     "VLMPolicy",
     "load_processor",
+    "sampling_probs",
 ]

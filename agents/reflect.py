@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.config import config_help, load_config
+from agents.config import config_help, load_config, setting
 from agents.evaluate import is_reflective
 from agents.sft_data import sft_line
 from drawenv.errors import check_choice, check_number, invalid_argument
@@ -34,38 +34,34 @@ if TYPE_CHECKING:  # torch and transformers load only when sampling (the `agents
     from agents.rollout import Trajectory
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass
 class ReflectConfig:
     """Reflective rejection sampling: ``k`` samples per task, keep correct self-corrections."""
 
-    model: str = _help("", "Local folder of the sampling model (e.g. the cold-start SFT output).")
-    out: str = _help(
+    model: str = setting("", "Local folder of the sampling model (e.g. the cold-start SFT output).")
+    out: str = setting(
         "runs/reflect/reflect.jsonl", "Output chat JSONL; images go in <stem>_images beside it."
     )
     task: str | list[str] = field(
         default="mixed",
         metadata={"help": "Suite name, list of suite names, 'mixed' or a .jsonl task file."},
     )
-    tasks: int = _help(100, "Tasks to sample (task i: seed + i, item i of a finite source).")
-    k: int = _help(8, "Trajectories sampled per task.")
-    protocol: str = _help("vilasr", "Env action protocol: vilasr or tool_call.")
-    coords: str | None = _help(
+    tasks: int = setting(100, "Tasks to sample (task i: seed + i, item i of a finite source).")
+    k: int = setting(8, "Trajectories sampled per task.")
+    protocol: str = setting("vilasr", "Env action protocol: vilasr or tool_call.")
+    coords: str | None = setting(
         None, "Env coordinate mode: pixel or norm1000 (None: the model family's)."
     )
-    difficulty: int = _help(1, "Procedural task difficulty, 1 to 3.")
-    temperature: float = _help(1.0, "Sampling temperature (> 0 gives k different samples).")
-    top_p: float = _help(1.0, "Nucleus sampling mass, in (0, 1].")
-    max_new_tokens: int = _help(512, "Most tokens the model writes in one turn.")
-    max_tokens: int | None = _help(8192, "Most tokens of a whole episode (None: no budget).")
-    max_turns: int | None = _help(None, "Most model turns per episode (None: the env's default).")
-    batch_size: int = _help(32, "Episodes per batched rollout.")
-    seed: int = _help(0, "First task seed; also seeds the sampling.")
-    dtype: str = _help("bfloat16", "Weight dtype: float32, bfloat16 or float16.")
-    device: str = _help("auto", "auto, cpu, cuda or cuda:N; auto picks CUDA when available.")
+    difficulty: int = setting(1, "Procedural task difficulty, 1 to 3.")
+    temperature: float = setting(1.0, "Sampling temperature (> 0 gives k different samples).")
+    top_p: float = setting(1.0, "Nucleus sampling mass, in (0, 1].")
+    max_new_tokens: int = setting(512, "Most tokens the model writes in one turn.")
+    max_tokens: int | None = setting(8192, "Most tokens of a whole episode (None: no budget).")
+    max_turns: int | None = setting(None, "Most model turns per episode (None: the env's default).")
+    batch_size: int = setting(32, "Episodes per batched rollout.")
+    seed: int = setting(0, "First task seed; also seeds the sampling.")
+    dtype: str = setting("bfloat16", "Weight dtype: float32, bfloat16 or float16.")
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N; auto picks CUDA when available.")
 
     def __post_init__(self) -> None:
         if not self.model:

@@ -72,15 +72,27 @@ def export_sft(
     corrections: float = 0.5,
     protocol: str = "vilasr",
     coords: str = "pixel",
+    difficulty: int = 1,
+    max_pixels: int | None = None,
 ) -> tuple[Path, dict[str, int]]:
     """Write ``episodes`` oracle trajectories per suite to ``out``; a ``corrections`` share of
-    them (spread evenly) with an injected self-correction. Returns the path and counts."""
+    them (spread evenly) with an injected self-correction. Returns the path and counts.
+
+    Episode ``i`` of a suite is the env reset with seed ``seed + i`` at ``difficulty``;
+    ``max_pixels`` (None: the env's default) is the env's image budget, which sets the image
+    size the model sees and so the pixel coordinates it learns to write."""
     image_dir = out.parent / f"{out.stem}_images"
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = {"episodes": 0, "reflective": 0}
     with open(out, "w", encoding="utf-8") as file:
         for suite in suites:
-            env = DrawSpatialEnv(task=suite, protocol=protocol, coords=coords)
+            env = DrawSpatialEnv(
+                task=suite,
+                protocol=protocol,
+                coords=coords,
+                difficulty=difficulty,
+                **({"max_pixels": max_pixels} if max_pixels is not None else {}),
+            )
             for i in range(episodes):
                 corrected = int((i + 1) * corrections) > int(i * corrections)
                 record = play_episode(

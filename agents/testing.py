@@ -11,6 +11,7 @@ the policy and the rollouts (images, placeholders, multi-turn growth, log-probs)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,18 +77,21 @@ def _corpus() -> list[str]:
     return texts
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained now on :func:`_corpus`, with Qwen's special tokens."""
+def tiny_tokenizer(
+    corpus: Iterable[str] | None = None, vocab_size: int = VOCAB_SIZE
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer of ``vocab_size`` tokens (special tokens included) trained now
+    on ``corpus`` (default :func:`_corpus`, the protocol's own text), with Qwen's special tokens."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer.train_from_iterator(_corpus() if corpus is None else corpus, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         eos_token="<|im_end|>",
@@ -110,11 +114,12 @@ def _image_processor(**kwargs: Any) -> Any:
     return ImageProcessor(**kwargs)
 
 
-def tiny_processor() -> Any:
-    """The real ``Qwen2_5_VLProcessor`` around :func:`tiny_tokenizer` and Qwen2-VL's image
-    processor; where torchvision is missing (transformers builds the processor's video half with
-    it) the same tokenizer and image processor as an :class:`~agents.policy.ImageTextProcessor`."""
-    tokenizer = tiny_tokenizer()
+def tiny_processor(tokenizer: PreTrainedTokenizerFast | None = None) -> Any:
+    """The real ``Qwen2_5_VLProcessor`` around ``tokenizer`` (default :func:`tiny_tokenizer`)
+    and Qwen2-VL's image processor; where torchvision is missing (transformers builds the
+    processor's video half with it) the same tokenizer and image processor as an
+    :class:`~agents.policy.ImageTextProcessor`."""
+    tokenizer = tiny_tokenizer() if tokenizer is None else tokenizer
     image_processor = _image_processor(
         patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=4 * 28 * 28
     )

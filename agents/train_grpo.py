@@ -67,7 +67,7 @@ from agents.metrics import (
     plot_metrics,
     rollout_metrics,
 )
-from agents.policy import DTYPES, GenerationSettings, VLMPolicy
+from agents.policy import DTYPES, GenerationSettings, VLMPolicy, sampling_probs
 from agents.rollout import Trajectory, rollout
 from agents.train_sft import (
     enable_activation_checkpointing,
@@ -170,13 +170,14 @@ class GroupSampledPolicy(VLMPolicy):
 
     def _generator(self, episode: int) -> torch.Generator:
         if episode not in self._generators:
-            generator = torch.Generator(device=self.device)
+            generator = torch.Generator()  # on the CPU: one cheap draw per row and token
             generator.manual_seed(int(self.episode_seeds[episode]))
             self._generators[episode] = generator
         return self._generators[episode]
 
     def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
-        """Sample each row with its episode's generator (see :meth:`seed_episodes`)."""
+        """Sample every row by inverse CDF from one uniform draw of its episode's generator
+        (see :meth:`seed_episodes`), all rows in one batched search."""
         if self.episode_seeds is None or settings.temperature == 0:
             return super().choose_tokens(
                 scores,
@@ -186,18 +187,13 @@ class GroupSampledPolicy(VLMPolicy):
                 turns=turns,
                 generated=generated,
             )
-        rows = [
-            super(GroupSampledPolicy, self).choose_tokens(
-                scores[row : row + 1],
-                generator=self._generator(episode),
-                settings=settings,
-                episodes=[episode],
-                turns=[turns[row]],
-                generated=[generated[row]],
-            )
-            for row, episode in enumerate(episodes)
-        ]
-        return torch.cat(rows)
+        draws = [torch.rand(1, generator=self._generator(e), dtype=torch.float64) for e in episodes]
+        cdf = sampling_probs(scores, settings.top_p).double().cumsum(-1)
+        targets = torch.cat(draws).to(cdf.device)[:, None] * cdf[:, -1:]
+        # right=True: the first token whose cumulative weight exceeds the target, so a token of
+        # weight 0 is never chosen.
+        tokens = torch.searchsorted(cdf, targets, right=True).squeeze(-1)
+        return tokens.clamp_(max=cdf.shape[-1] - 1)
 
 
 class _DDP(torch.nn.parallel.DistributedDataParallel):
@@ -268,6 +264,7 @@ def make_envs(
         "difficulty": config.difficulty,
         "reward": make_reward(config) if reward is None else reward,
         "max_turns": config.max_turns,
+        **({"max_pixels": config.max_pixels} if config.max_pixels is not None else {}),
         **env_kwargs,
     }
     return [DrawSpatialEnv(**kwargs) for _ in range(n)]

@@ -21,8 +21,14 @@ from safetensors.torch import load_file  # noqa: E402
 from agents.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
 from agents.config import GRPOConfig  # noqa: E402
 from agents.metrics import read_metrics, rollout_metrics  # noqa: E402
-from agents.testing import save_tiny_model  # noqa: E402
-from agents.train_grpo import episode_seed, sample_prompts, train_grpo  # noqa: E402
+from agents.policy import GenerationSettings  # noqa: E402
+from agents.testing import save_tiny_model, tiny_model  # noqa: E402
+from agents.train_grpo import (  # noqa: E402
+    GroupSampledPolicy,
+    episode_seed,
+    sample_prompts,
+    train_grpo,
+)
 from drawenv.tasks import RecordSource  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -237,6 +243,59 @@ def test_prompts_and_episode_seeds_are_reproducible():
     assert all(0 <= index < 5 for index, _ in first)
     seeds = {episode_seed(seed, j) for _, seed in first for j in range(3)}
     assert len(seeds) == 12
+
+
+@pytest.fixture(scope="module")
+def group_policy() -> GroupSampledPolicy:
+    model, processor = tiny_model(seed=0)
+    return GroupSampledPolicy(model, processor, GenerationSettings(temperature=1.0))
+
+
+SAMPLE = GenerationSettings(temperature=1.0)
+
+
+def _choose(policy, scores, episodes, settings=SAMPLE):
+    return policy.choose_tokens(
+        scores,
+        generator=None,
+        settings=settings,
+        episodes=episodes,
+        turns=[0] * len(episodes),
+        generated=[[] for _ in episodes],
+    ).tolist()
+
+
+def test_group_sampling_is_the_inverse_cdf_of_each_episodes_own_draw(group_policy):
+    """Weights (0, 0.25, 0.75): the token is 1 when the episode's uniform draw is below 0.25,
+    else 2, and never the weight-0 token."""
+    seeds = [11, 12, 13, 14, 15, 16]
+    group_policy.seed_episodes(seeds)
+    scores = torch.tensor([[0.0, 0.25, 0.75]]).log().repeat(len(seeds), 1)
+    chosen = [_choose(group_policy, scores, list(range(len(seeds)))) for _ in range(4)]
+    draws = [torch.Generator().manual_seed(s) for s in seeds]
+    expected = [
+        [1 if torch.rand(1, generator=g, dtype=torch.float64).item() < 0.25 else 2 for g in draws]
+        for _ in range(4)
+    ]
+    assert chosen == expected
+    assert {1, 2} == {t for row in chosen for t in row}
+
+
+def test_group_sampling_does_not_depend_on_the_batch(group_policy):
+    """An episode's tokens depend on its seed alone: sampled in a batch of three or alone, and
+    under top-p, the three episodes write the same tokens."""
+    scores = torch.log_softmax(torch.randn(3, 50, generator=torch.Generator().manual_seed(0)), -1)
+    for settings in (GenerationSettings(temperature=1.0), GenerationSettings(top_p=0.6)):
+        group_policy.seed_episodes([7, 8, 9])
+        batched = [_choose(group_policy, scores, [0, 1, 2], settings) for _ in range(5)]
+        alone = []
+        for row in range(3):
+            group_policy.seed_episodes([7, 8, 9])
+            alone.append(
+                [_choose(group_policy, scores[row : row + 1], [row], settings)[0] for _ in range(5)]
+            )
+        assert [list(t) for t in zip(*alone)] == batched
+        assert len({t for step in batched for t in step}) > 3  # really sampled
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,167 @@
+"""A Qwen2.5-VL-architecture model initialised from scratch, for runs without pretrained weights.
+
+:func:`build_scratch_model` trains a byte-level BPE tokenizer (Qwen's special tokens and chat
+layout) on the text of a chat JSONL written by ``drawenv export-sft``, builds a Qwen2.5-VL config
+of the requested width and depth, and saves random weights, config and processor to a folder that
+``VLMPolicy.from_pretrained`` and the trainers load. Nothing downloads. ``docs/results.md`` trains
+one of these through SFT and GRPO.
+
+    drawenv train init --config configs/evidence/model.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from agents.config import config_help, config_to_toml, load_config, setting
+from agents.testing import special_token_ids, tiny_config, tiny_processor, tiny_tokenizer
+from drawenv.errors import check_number, invalid_argument
+
+
+@dataclass
+class ScratchConfig:
+    """The model ``drawenv train init`` builds: sizes of the text model and the vision tower."""
+
+    data: str = setting("", "Chat JSONL from `drawenv export-sft`; its text trains the tokenizer.")
+    output_dir: str = setting("runs/init", "Folder to save the model, config and processor in.")
+    vocab_size: int = setting(2048, "Tokenizer vocabulary size, special tokens included.")
+    hidden_size: int = setting(256, "Text model width.")
+    layers: int = setting(8, "Text decoder layers.")
+    heads: int = setting(4, "Attention heads; hidden_size / heads must be a multiple of 16.")
+    kv_heads: int = setting(2, "Key-value heads (grouped-query attention); must divide heads.")
+    intermediate_size: int = setting(1024, "Text MLP width.")
+    vision_depth: int = setting(6, "Vision transformer blocks.")
+    vision_hidden_size: int = setting(256, "Vision tower width.")
+    vision_heads: int = setting(4, "Vision attention heads.")
+    vision_intermediate_size: int = setting(1024, "Vision MLP width.")
+    seed: int = setting(0, "Seed of the random weights.")
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            raise invalid_argument(
+                "data", self.data, "a chat JSONL path", "Set data=PATH (see `drawenv export-sft`)."
+            )
+        for name in ("vocab_size", "hidden_size", "layers", "heads", "kv_heads"):
+            check_number(name, getattr(self, name), low=1, integer=True)
+        for name in ("intermediate_size", "vision_depth", "vision_hidden_size", "vision_heads"):
+            check_number(name, getattr(self, name), low=1, integer=True)
+        check_number("vision_intermediate_size", self.vision_intermediate_size, low=1, integer=True)
+        check_number("seed", self.seed, low=0, integer=True)
+        if self.hidden_size % self.heads or (self.hidden_size // self.heads) % 16:
+            raise invalid_argument(
+                "heads",
+                self.heads,
+                f"a divisor of hidden_size ({self.hidden_size}) leaving a head size that is a "
+                "multiple of 16",
+                "Multimodal rotary positions split each head in (time, height, width) parts.",
+            )
+        if self.heads % self.kv_heads:
+            raise invalid_argument("kv_heads", self.kv_heads, f"a divisor of heads ({self.heads})")
+        if self.vision_hidden_size % self.vision_heads:
+            raise invalid_argument(
+                "vision_heads",
+                self.vision_heads,
+                f"a divisor of vision_hidden_size ({self.vision_hidden_size})",
+            )
+
+
+def chat_texts(path: str | Path) -> Iterator[str]:
+    """Every distinct message text of a chat JSONL (system, user and assistant)."""
+    seen: set[str] = set()
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            if not line.strip():
+                continue
+            for message in json.loads(line)["messages"]:
+                content = message["content"]
+                parts = [content] if isinstance(content, str) else content
+                for part in parts:
+                    text = part if isinstance(part, str) else part.get("text")
+                    if text and text not in seen:
+                        seen.add(text)
+                        yield text
+
+
+def build_scratch_model(config: ScratchConfig) -> Path:
+    """Save a randomly initialised Qwen2.5-VL and its processor to ``config.output_dir``."""
+    if not Path(config.data).is_file():
+        raise FileNotFoundError(
+            f"Expected the chat JSONL written by `drawenv export-sft`, got {config.data!r}."
+        )
+    processor = tiny_processor(tiny_tokenizer(chat_texts(config.data), config.vocab_size))
+    tokenizer = processor.tokenizer
+    quarter = config.hidden_size // config.heads // 16  # rotary half split 2:3:3 (t, h, w)
+    text = {
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "num_hidden_layers": config.layers,
+        "num_attention_heads": config.heads,
+        "num_key_value_heads": config.kv_heads,
+        "rope_parameters": {
+            "rope_type": "default",
+            "mrope_section": [2 * quarter, 3 * quarter, 3 * quarter],
+            "rope_theta": 1e6,
+        },
+    }
+    last = config.vision_depth - 1
+    vision = {
+        "depth": config.vision_depth,
+        "hidden_size": config.vision_hidden_size,
+        "intermediate_size": config.vision_intermediate_size,
+        "num_heads": config.vision_heads,
+        "out_hidden_size": config.hidden_size,
+        "fullatt_block_indexes": sorted({last // 2, last}),
+    }
+    model_config = tiny_config(
+        len(tokenizer), special_token_ids(tokenizer), text=text, vision=vision
+    )
+    model_config._attn_implementation = "sdpa"
+    torch.manual_seed(config.seed)
+    model = Qwen2_5_VLForConditionalGeneration(model_config)
+    model.generation_config.eos_token_id = model_config.text_config.eos_token_id
+    model.generation_config.pad_token_id = model_config.text_config.pad_token_id
+    out = Path(config.output_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "init.toml").write_text(config_to_toml(config), encoding="utf-8")
+    params = sum(p.numel() for p in model.parameters())
+    vision_params = sum(p.numel() for p in model.model.visual.parameters())
+    print(
+        f"saved {out}: {params / 1e6:.1f}M parameters ({vision_params / 1e6:.1f}M vision), "
+        f"vocabulary {len(tokenizer)}"
+    )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``[--config FILE] [key=value ...]``; ``--help`` lists every setting."""
+    parser = argparse.ArgumentParser(
+        prog="drawenv train init",
+        description="Build a Qwen2.5-VL-architecture model with random weights (no download).",
+        epilog="settings (key=value):\n" + config_help(ScratchConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="flat TOML file of settings")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings after the file")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(ScratchConfig, args.config, args.overrides)
+    except ValueError as error:
+        parser.error(str(error))
+    build_scratch_model(config)
+    return 0
+
+
+__all__ = ["ScratchConfig", "build_scratch_model", "chat_texts", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Learning evidence (docs/results.md): a from-scratch Qwen2.5-VL-architecture model trained through
+# DrawSpatial-v0 on the counting suite, one command per stage. Outputs go to runs/evidence (git
+# ignores runs/). Stages, in order:
+#
+#   bash scripts/evidence.sh data                 # oracle trajectories for SFT (CPU, parallel)
+#   bash scripts/evidence.sh init                 # tokenizer + random weights (configs/evidence/model.toml)
+#   bash scripts/evidence.sh sft                  # cold-start SFT (configs/evidence/sft.toml)
+#   bash scripts/evidence.sh rl ARM SEED          # ARM: grpo, ap_grpo or grpo_snra (configs/evidence/ARM.toml)
+#   bash scripts/evidence.sh eval MODEL NAME      # held-out test: 200 items, greedy
+#   bash scripts/evidence.sh valid MODEL NAME     # validation items (model selection), greedy
+#   bash scripts/evidence.sh baselines            # scripted agents on the same held-out items (CPU)
+#   bash scripts/evidence.sh report               # tables and plots from every run found
+#
+# Extra key=value arguments after `sft` and `rl ARM SEED` override the config file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=runs/evidence
+SUITE=(--task counting --difficulty 1 --max-pixels 50176)  # 448x448 scenes shown at 224x224
+TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
+VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199; SFT data uses seeds 0..N-1
+TEST_N=${TEST_N:-200}
+
+stage=${1:?"usage: bash scripts/evidence.sh data|init|sft|rl|eval|valid|baselines|report"}
+shift
+case "$stage" in
+  data)
+    n=${N:-8000}
+    shards=${SHARDS:-$(nproc)}
+    mkdir -p "$RUNS/data"
+    per=$(( (n + shards - 1) / shards ))
+    pids=()
+    for ((k = 0; k < shards; k++)); do
+      first=$((k * per))
+      count=$(( first + per > n ? n - first : per ))
+      (( count > 0 )) || continue
+      drawenv export-sft "${SUITE[@]}" -n "$count" --seed "$first" --corrections 0.5 \
+        --out "$RUNS/data/part$k.jsonl" >/dev/null &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done  # fails if any shard failed
+    cat "$RUNS"/data/part*.jsonl >"$RUNS/data/sft.jsonl"
+    echo "wrote $(wc -l <"$RUNS/data/sft.jsonl") trajectories to $RUNS/data/sft.jsonl"
+    ;;
+  init)
+    drawenv train init --config configs/evidence/model.toml "$@"
+    ;;
+  sft)
+    drawenv train sft --config configs/evidence/sft.toml "$@"
+    ;;
+  rl)
+    arm=${1:?"rl needs ARM (grpo, ap_grpo or grpo_snra) and SEED"}
+    seed=${2:?"rl needs SEED"}
+    shift 2
+    drawenv train grpo --config "configs/evidence/$arm.toml" "seed=$seed" \
+      "output_dir=$RUNS/$arm-s$seed" "$@"
+    ;;
+  eval | valid)
+    model=${1:?"$stage needs MODEL (a model folder) and NAME"}
+    name=${2:?"$stage needs NAME"}
+    seed=$TEST_SEED out=$RUNS/eval/$name
+    [[ $stage == valid ]] && seed=$VALID_SEED out=$RUNS/eval/valid-$name
+    drawenv eval --agent vlm --model "$model" --device "${DEVICE:-cuda}" "${SUITE[@]}" \
+      -n "$TEST_N" --seed "$seed" --out "$out"
+    ;;
+  baselines)
+    for agent in answer_only random heuristic oracle; do
+      drawenv eval --agent "$agent" "${SUITE[@]}" -n "$TEST_N" --seed "$TEST_SEED" \
+        --out "$RUNS/eval/$agent"
+    done
+    ;;
+  report)
+    python scripts/evidence_report.py "$RUNS" "$@"
+    ;;
+  *)
+    echo "unknown stage '$stage': use data, init, sft, rl, eval, valid, baselines or report" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The GPU stages of docs/results.md on one machine, spread over its GPUs (one job a GPU, the
+# rest queued round-robin). Each job is a stage of scripts/evidence.sh.
+#
+#   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates, each
+#                                      # scored on the validation and test items; the best on
+#                                      # validation becomes runs/evidence/sft/final
+#   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
+#                                      # runs/evidence/sft/final; each final model, the start and
+#                                      # the untrained init scored on the test items
+#
+# SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS and SEEDS replace the
+# learning rates and seeds; GPUS sets how many GPUs to use.
+#
+# Then `pack` writes what docs/results.md needs (metrics, configs, evaluation records; with
+# `pack sft` also the chosen model in bfloat16) as tar files of at most 15 MB under $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=runs/evidence
+GPUS=${GPUS:-$(nvidia-smi -L | wc -l)}
+OUT=${OUT:-$RUNS/out}
+LRS=(${LRS:-3e-4 6e-4 1e-3 2e-3})
+ARMS=(grpo ap_grpo grpo_snra)
+SEEDS=(${SEEDS:-1 2})
+
+# run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments); job i runs on
+# GPU i % GPUS, the jobs of one GPU one after another, all GPUs at once. Fails if any job fails.
+run_jobs() {
+  local logs=$1; shift
+  local jobs=("$@") pids=() gpu
+  mkdir -p "$logs"
+  for ((gpu = 0; gpu < GPUS && gpu < ${#jobs[@]}; gpu++)); do
+    (
+      for ((i = gpu; i < ${#jobs[@]}; i += GPUS)); do
+        CUDA_VISIBLE_DEVICES=$gpu bash scripts/evidence.sh ${jobs[i]} \
+          >"$logs/job$i.log" 2>&1 || { tail -20 "$logs/job$i.log"; exit 1; }
+      done
+    ) &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+
+best_sft() {  # the SFT run with the highest validation accuracy (MRA), ties to the lower lr
+  python3 - "$RUNS" "${LRS[@]}" <<'PY'
+import json, sys
+runs, lrs = sys.argv[1], sys.argv[2:]
+def score(lr):
+    rows = [json.loads(l) for l in open(f"{runs}/eval/valid-sft-lr{lr}/results.jsonl")]
+    return sum(r["accuracy"] for r in rows) / len(rows)
+print(max(lrs, key=score))
+PY
+}
+
+pack() {
+  mkdir -p "$OUT"
+  find "$RUNS" -path "$RUNS/out" -prune -o \( -name metrics.jsonl -o -name config.toml \
+    -o -name init.toml -o -name results.jsonl -o -name '*.log' \) -print \
+    | tar czf "$OUT/results-$1.tgz" -T -
+  if [[ $1 == sft ]]; then  # the chosen model, weights in bfloat16, in 15 MB parts
+    python3 - "$RUNS/sft/final" "$RUNS/sft_bf16" <<'PY'
+import shutil, sys
+from pathlib import Path
+import torch
+from safetensors.torch import load_file, save_file
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copytree(src, dst, dirs_exist_ok=True)
+for f in dst.glob("*.safetensors"):
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(f).items()}, f, {"format": "pt"})
+PY
+    tar czf - -C "$RUNS" sft_bf16 | split -b 15M - "$OUT/sft-model.tgz.part-"
+  fi
+  ls -la "$OUT"
+}
+
+case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl"} in
+  sft)
+    N=${N:-8000} bash scripts/evidence.sh data
+    bash scripts/evidence.sh init
+    jobs=()
+    for lr in "${LRS[@]}"; do jobs+=("sft lr=$lr output_dir=$RUNS/sft-lr$lr ${SFT_ARGS:-}"); done
+    run_jobs "$RUNS/logs/sft" "${jobs[@]}"
+    jobs=()
+    for lr in "${LRS[@]}"; do
+      jobs+=("valid $RUNS/sft-lr$lr/final sft-lr$lr" "eval $RUNS/sft-lr$lr/final sft-lr$lr")
+    done
+    run_jobs "$RUNS/logs/sft-eval" "${jobs[@]}"
+    lr=$(best_sft)
+    echo "best learning rate on validation: $lr"
+    rm -rf "$RUNS/sft" && cp -r "$RUNS/sft-lr$lr" "$RUNS/sft"
+    pack sft
+    ;;
+  rl)
+    if [[ ! -d $RUNS/sft/final ]]; then  # a fresh machine: the packed model, carried here
+      mkdir -p "$RUNS/sft" && cp -r "$RUNS/sft_bf16" "$RUNS/sft/final"
+    fi
+    jobs=()
+    for arm in "${ARMS[@]}"; do
+      for seed in "${SEEDS[@]}"; do jobs+=("rl $arm $seed ${RL_ARGS:-}"); done
+    done
+    run_jobs "$RUNS/logs/rl" "${jobs[@]}"
+    jobs=("eval $RUNS/sft/final sft" "eval $RUNS/init init")
+    for arm in "${ARMS[@]}"; do
+      for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
+    done
+    run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
+    pack rl
+    ;;
+  *)
+    echo "unknown phase '$1': use sft or rl" >&2
+    exit 2
+    ;;
+esac
