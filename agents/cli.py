@@ -72,6 +72,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     env_kwargs = {"protocol": args.protocol, "difficulty": args.difficulty}
     if args.max_pixels is not None:
         env_kwargs["max_pixels"] = args.max_pixels
+    if args.max_turns is not None:
+        env_kwargs["max_turns"] = args.max_turns
     if args.agent != "vlm":
         env_kwargs["coords"] = args.coords or "pixel"
         run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
@@ -92,6 +94,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         out=out,
         device=args.device,
         dtype=args.dtype,
+        batch_size=args.batch_size,
         coords=args.coords,
         **env_kwargs,
     )
@@ -209,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task", default="all", help=f"a suite ({', '.join(SUITES)}), mixed, all, or a .jsonl file"
     )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="with --agent vlm: episodes per rollout batch"
+    )
     p.add_argument("-n", type=int, default=20, help="episodes per suite (default 20)")
     p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--out", help="write results.jsonl, images and index.html here")
@@ -217,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--coords", help="pixel or norm1000 (default: pixel; a VLM's own convention for vlm)"
     )
     p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
+    p.add_argument("--max-turns", type=int, help="model turns per episode (default: the suite's)")
     p.add_argument(
         "--max-pixels",
         type=int,

@@ -6,6 +6,7 @@
 #   bash scripts/evidence.sh data                 # oracle trajectories for SFT (CPU, parallel)
 #   bash scripts/evidence.sh init                 # tokenizer + random weights (configs/evidence/model.toml)
 #   bash scripts/evidence.sh sft                  # cold-start SFT (configs/evidence/sft.toml)
+#   bash scripts/evidence.sh sft-continue         # more SFT from it (configs/evidence/sft_continue.toml)
 #   bash scripts/evidence.sh rl ARM SEED          # ARM: grpo, ap_grpo or grpo_snra (configs/evidence/ARM.toml)
 #   bash scripts/evidence.sh eval MODEL NAME      # held-out test: 200 items, greedy
 #   bash scripts/evidence.sh valid MODEL NAME     # validation items (model selection), greedy
@@ -21,11 +22,11 @@ TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
 VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199; SFT data uses seeds 0..N-1
 TEST_N=${TEST_N:-200}
 
-stage=${1:?"usage: bash scripts/evidence.sh data|init|sft|rl|eval|valid|baselines|report"}
+stage=${1:?"usage: bash scripts/evidence.sh data|init|sft|sft-continue|rl|eval|valid|baselines|report"}
 shift
 case "$stage" in
   data)
-    n=${N:-8000}
+    n=${N:-4000}
     shards=${SHARDS:-$(nproc)}
     mkdir -p "$RUNS/data"
     per=$(( (n + shards - 1) / shards ))
@@ -48,6 +49,9 @@ case "$stage" in
   sft)
     drawenv train sft --config configs/evidence/sft.toml "$@"
     ;;
+  sft-continue)
+    drawenv train sft --config configs/evidence/sft_continue.toml "$@"
+    ;;
   rl)
     arm=${1:?"rl needs ARM (grpo, ap_grpo or grpo_snra) and SEED"}
     seed=${2:?"rl needs SEED"}
@@ -61,11 +65,11 @@ case "$stage" in
     seed=$TEST_SEED out=$RUNS/eval/$name
     [[ $stage == valid ]] && seed=$VALID_SEED out=$RUNS/eval/valid-$name
     drawenv eval --agent vlm --model "$model" --device "${DEVICE:-cuda}" "${SUITE[@]}" \
-      -n "$TEST_N" --seed "$seed" --out "$out"
+      --max-turns 4 --batch-size 100 -n "$TEST_N" --seed "$seed" --out "$out"
     ;;
   baselines)
     for agent in answer_only random heuristic oracle; do
-      drawenv eval --agent "$agent" "${SUITE[@]}" -n "$TEST_N" --seed "$TEST_SEED" \
+      drawenv eval --agent "$agent" "${SUITE[@]}" --max-turns 4 -n "$TEST_N" --seed "$TEST_SEED" \
         --out "$RUNS/eval/$agent"
     done
     ;;
@@ -73,7 +77,7 @@ case "$stage" in
     python scripts/evidence_report.py "$RUNS" "$@"
     ;;
   *)
-    echo "unknown stage '$stage': use data, init, sft, rl, eval, valid, baselines or report" >&2
+    echo "unknown stage '$stage': use data, init, sft, sft-continue, rl, eval, valid, baselines or report" >&2
     exit 2
     ;;
 esac

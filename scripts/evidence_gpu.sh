@@ -6,14 +6,15 @@
 #                                      # scored on the validation and test items; the best on
 #                                      # validation becomes runs/evidence/sft/final
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
-#                                      # runs/evidence/sft/final; each final model, the start and
+#                                      # runs/evidence/sft2/final; each final model, the start and
 #                                      # the untrained init scored on the test items
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS and SEEDS replace the
-# learning rates and seeds; GPUS sets how many GPUs to use.
+# learning rates and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs share one.
 #
-# Then `pack` writes what docs/results.md needs (metrics, configs, evaluation records; with
-# `pack sft` also the chosen model in bfloat16) as tar files of at most 15 MB under $OUT.
+# Then `pack PHASE [MODEL]` writes what docs/results.md needs (metrics, configs, evaluation
+# records; with MODEL also runs/evidence/MODEL/final in bfloat16) as tar files of at most 15 MB
+# under $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/evidence
@@ -23,17 +24,22 @@ LRS=(${LRS:-3e-4 6e-4 1e-3 2e-3})
 ARMS=(grpo ap_grpo grpo_snra)
 SEEDS=(${SEEDS:-1 2})
 
-# run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments); job i runs on
-# GPU i % GPUS, the jobs of one GPU one after another, all GPUs at once. Fails if any job fails.
+# run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments). There are
+# GPUS * PER_GPU slots; job i runs in slot i % slots, on GPU slot % GPUS, the jobs of one slot
+# one after another, all slots at once, each with its share of the CPU threads. Fails if any
+# job fails.
 run_jobs() {
   local logs=$1; shift
-  local jobs=("$@") pids=() gpu
+  local jobs=("$@") pids=() slot
+  local slots=$((GPUS * ${PER_GPU:-1}))
   mkdir -p "$logs"
-  for ((gpu = 0; gpu < GPUS && gpu < ${#jobs[@]}; gpu++)); do
+  for ((slot = 0; slot < slots && slot < ${#jobs[@]}; slot++)); do
     (
-      for ((i = gpu; i < ${#jobs[@]}; i += GPUS)); do
-        CUDA_VISIBLE_DEVICES=$gpu bash scripts/evidence.sh ${jobs[i]} \
-          >"$logs/job$i.log" 2>&1 || { tail -20 "$logs/job$i.log"; exit 1; }
+      export CUDA_VISIBLE_DEVICES=$((slot % GPUS))
+      export OMP_NUM_THREADS=$(( $(nproc) / slots > 0 ? $(nproc) / slots : 1 ))
+      for ((i = slot; i < ${#jobs[@]}; i += slots)); do
+        bash scripts/evidence.sh ${jobs[i]} >"$logs/job$i.log" 2>&1 \
+          || { tail -20 "$logs/job$i.log"; exit 1; }
       done
     ) &
     pids+=($!)
@@ -52,13 +58,14 @@ print(max(lrs, key=score))
 PY
 }
 
-pack() {
+pack() {  # pack PHASE [MODEL]: with MODEL, also $RUNS/MODEL/final in bfloat16
+  local model=${2:-}
   mkdir -p "$OUT"
   find "$RUNS" -path "$RUNS/out" -prune -o \( -name metrics.jsonl -o -name config.toml \
     -o -name init.toml -o -name results.jsonl -o -name '*.log' \) -print \
     | tar czf "$OUT/results-$1.tgz" -T -
-  if [[ $1 == sft ]]; then  # the chosen model, weights in bfloat16, in 15 MB parts
-    python3 - "$RUNS/sft/final" "$RUNS/sft_bf16" <<'PY'
+  if [[ -n $model ]]; then  # the model, weights in bfloat16, in 15 MB parts
+    python3 - "$RUNS/$model/final" "$RUNS/${model}_bf16" <<'PY'
 import shutil, sys
 from pathlib import Path
 import torch
@@ -68,14 +75,14 @@ shutil.copytree(src, dst, dirs_exist_ok=True)
 for f in dst.glob("*.safetensors"):
     save_file({k: v.to(torch.bfloat16) for k, v in load_file(f).items()}, f, {"format": "pt"})
 PY
-    tar czf - -C "$RUNS" sft_bf16 | split -b 15M - "$OUT/sft-model.tgz.part-"
+    tar czf - -C "$RUNS" "${model}_bf16" | split -b 15M - "$OUT/$model-model.tgz.part-"
   fi
   ls -la "$OUT"
 }
 
-case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl"} in
+case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl|pack"} in
   sft)
-    N=${N:-8000} bash scripts/evidence.sh data
+    bash scripts/evidence.sh data
     bash scripts/evidence.sh init
     jobs=()
     for lr in "${LRS[@]}"; do jobs+=("sft lr=$lr output_dir=$RUNS/sft-lr$lr ${SFT_ARGS:-}"); done
@@ -88,26 +95,30 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl"} in
     lr=$(best_sft)
     echo "best learning rate on validation: $lr"
     rm -rf "$RUNS/sft" && cp -r "$RUNS/sft-lr$lr" "$RUNS/sft"
-    pack sft
+    pack sft sft
     ;;
   rl)
-    if [[ ! -d $RUNS/sft/final ]]; then  # a fresh machine: the packed model, carried here
-      mkdir -p "$RUNS/sft" && cp -r "$RUNS/sft_bf16" "$RUNS/sft/final"
+    start=${START:-sft2}  # the folder of the RL arms' starting model (their configs' `model`)
+    if [[ ! -d $RUNS/$start/final ]]; then  # a fresh machine: the packed model, carried here
+      mkdir -p "$RUNS/$start" && cp -r "$RUNS/${start}_bf16" "$RUNS/$start/final"
     fi
     jobs=()
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do jobs+=("rl $arm $seed ${RL_ARGS:-}"); done
     done
     run_jobs "$RUNS/logs/rl" "${jobs[@]}"
-    jobs=("eval $RUNS/sft/final sft" "eval $RUNS/init init")
+    jobs=("eval $RUNS/$start/final $start" "eval $RUNS/init init")
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
     done
     run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
     pack rl
     ;;
+  pack)
+    pack "${2:?"pack needs a phase name"}" "${3:-}"
+    ;;
   *)
-    echo "unknown phase '$1': use sft or rl" >&2
+    echo "unknown phase '$1': use sft, rl or pack" >&2
     exit 2
     ;;
 esac
