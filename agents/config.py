@@ -97,6 +97,19 @@ class SFTConfig:
     data: str = setting(
         "", "Chat JSONL from `drawenv export-sft`; image paths are relative to its folder."
     )
+    task: str | None = setting(
+        None,
+        "Instead of `data`: a suite whose oracle trajectories are played afresh for every "
+        "example, in `workers` background processes (needs max_steps).",
+    )
+    difficulty: int = setting(1, "With `task`: procedural difficulty, 1 to 3.")
+    max_pixels: int | None = setting(
+        None, "With `task`: the env's image budget in pixels (None: 200704)."
+    )
+    corrections: float = setting(
+        0.5, "With `task`: share of episodes with an injected self-correction."
+    )
+    workers: int = setting(4, "With `task`: processes that play the oracle episodes.")
     output_dir: str = setting(
         "runs/sft",
         "Folder for metrics.jsonl, config.toml, checkpoints and the final model (final/).",
@@ -140,10 +153,25 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if not self.data:
+        if bool(self.data) == bool(self.task):
             raise invalid_argument(
-                "data", self.data, "a chat JSONL path", "Set data=PATH (see `drawenv export-sft`)."
+                "data",
+                self.data,
+                "a chat JSONL path, or empty with `task` set (not both)",
+                "Set data=PATH (see `drawenv export-sft`) or task=SUITE to stream oracle "
+                "trajectories.",
             )
+        if self.task:
+            check_choice("task", self.task, list(SUITES))
+            if self.max_steps is None:
+                raise invalid_argument(
+                    "max_steps", None, "a number of steps", "A streamed `task` never runs out."
+                )
+            check_number("difficulty", self.difficulty, low=1, high=3, integer=True)
+            if self.max_pixels is not None:
+                check_number("max_pixels", self.max_pixels, low=4 * 28 * 28, integer=True)
+            check_number("corrections", self.corrections, low=0, high=1)
+            check_number("workers", self.workers, low=0, integer=True)
         check_number("epochs", self.epochs, low=1, integer=True)
         if self.max_steps is not None:
             check_number("max_steps", self.max_steps, low=1, integer=True)

@@ -2,7 +2,9 @@
 
 The data is what ``drawenv export-sft`` writes (:mod:`agents.sft_data`): one episode per line as
 chat messages ``system, user(images + question), assistant, user(images + feedback), …,
-assistant``, image paths relative to the JSONL's folder.
+assistant``, image paths relative to the JSONL's folder. Or, with ``task=SUITE``, the same
+oracle episodes played afresh for every example (:class:`OracleStream`, in background worker
+processes): unlimited distinct items, nothing loaded up front.
 
 Each episode is turned into token ids exactly as :func:`agents.rollout.rollout` lays them out at
 sampling time, through the same builders: :meth:`VLMPolicy.prompt_segment` for the first prompt,
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import random
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,6 +184,58 @@ def load_examples(
     return examples, skipped
 
 
+STREAM_SEED = 10_000_000
+"""Streamed oracle episodes use env reset seeds from here up (``STREAM_SEED + seed * 10**7 + k``),
+above the seeds ``docs/results.md`` holds out for evaluation (1,000,000 and 2,000,000 up)."""
+
+
+class OracleStream(torch.utils.data.IterableDataset):
+    """Endless SFT examples: oracle episodes of ``config.task`` played afresh, one per example.
+
+    Worker ``w`` of ``n`` plays episodes ``k = w, w + n, w + 2n, …`` with reset seed
+    ``STREAM_SEED + config.seed * 10**7 + k``; a ``config.corrections`` share of them (spread
+    evenly, as in ``drawenv export-sft``) carry an injected self-correction. Each episode goes
+    through the same chat layout and :func:`build_example` as a JSONL line, its images through a
+    scratch folder. Examples longer than ``config.max_length`` are skipped.
+    """
+
+    def __init__(self, policy: VLMPolicy, config: SFTConfig):
+        super().__init__()
+        self.policy, self.config = policy, config
+
+    def __iter__(self) -> Iterator[SFTExample]:
+        from agents.evaluate import play_episode
+        from agents.scripted import OracleAgent
+        from agents.sft_data import to_messages
+        from drawenv.env import DrawSpatialEnv
+
+        config = self.config
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        env = DrawSpatialEnv(
+            task=config.task,
+            difficulty=config.difficulty,
+            coords=self.policy.coords,
+            patch_factor=self.policy.patch_factor,
+            **({"max_pixels": config.max_pixels} if config.max_pixels is not None else {}),
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            for k in itertools.count(worker, workers):
+                share = config.corrections
+                agent = OracleAgent(corrections=int((k + 1) * share) > int(k * share))
+                seed = STREAM_SEED + config.seed * 10**7 + k
+                record = play_episode(env, agent, seed=seed, image_dir=root / "images")
+                example = build_example(self.policy, to_messages(record), root)
+                if config.max_length is None or len(example.ids) <= config.max_length:
+                    example.source = f"{config.task}:{seed}"
+                    yield example
+
+
+def _as_list(examples: list[SFTExample]) -> list[SFTExample]:
+    return examples
+
+
 # -- model and optimiser ---------------------------------------------------------------------
 
 
@@ -295,6 +351,39 @@ def _micro_batches(n: int, config: SFTConfig, epoch: int) -> list[list[int]]:
     return [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
 
 
+def _file_steps(
+    examples: list[SFTExample], config: SFTConfig, total_steps: int
+) -> Iterator[tuple[int, list[list[SFTExample]]]]:
+    """``(epoch, micro-batches)`` of every optimiser step over the loaded examples."""
+    step = 0
+    for epoch in range(config.epochs):
+        batches = _micro_batches(len(examples), config, epoch)
+        for first in range(0, len(batches), config.grad_accum):
+            if step >= total_steps:
+                return
+            yield (
+                epoch,
+                [[examples[i] for i in b] for b in batches[first : first + config.grad_accum]],
+            )
+            step += 1
+
+
+def _stream_steps(
+    policy: VLMPolicy, config: SFTConfig
+) -> Iterator[tuple[int, list[list[SFTExample]]]]:
+    """``(0, micro-batches)`` of every optimiser step, from an :class:`OracleStream`."""
+    loader = torch.utils.data.DataLoader(
+        OracleStream(policy, config),
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        collate_fn=_as_list,
+        prefetch_factor=4 if config.workers else None,
+    )
+    batches = iter(loader)
+    for _ in range(config.max_steps):
+        yield 0, [next(batches) for _ in range(config.grad_accum)]
+
+
 def train_sft(config: SFTConfig) -> Path:
     """Fine-tune ``config.model`` on ``config.data``; returns the folder of the final model."""
     torch.manual_seed(config.seed)
@@ -315,8 +404,15 @@ def train_sft(config: SFTConfig) -> Path:
     if config.gradient_checkpointing:
         enable_activation_checkpointing(model)
     model.train()
-    examples, skipped = load_examples(policy, config.data, max_length=config.max_length)
-    total_steps = _steps(len(examples), config)
+    if config.task:
+        data = {"data/stream": config.task}
+        total_steps = config.max_steps
+        steps = _stream_steps(policy, config)
+    else:
+        examples, skipped = load_examples(policy, config.data, max_length=config.max_length)
+        data = {"data/examples": len(examples), "data/skipped_too_long": skipped}
+        total_steps = _steps(len(examples), config)
+        steps = _file_steps(examples, config, total_steps)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -332,8 +428,7 @@ def train_sft(config: SFTConfig) -> Path:
     log.log(
         0,
         {
-            "data/examples": len(examples),
-            "data/skipped_too_long": skipped,
+            **data,
             "model/trainable_params": sum(p.numel() for p in trainable),
             "model/params": sum(p.numel() for p in model.parameters()),
             "train/total_steps": total_steps,
@@ -342,56 +437,49 @@ def train_sft(config: SFTConfig) -> Path:
     start = time.perf_counter()
     step, seen_tokens = 0, 0
     try:
-        for epoch in range(config.epochs):
-            batches = _micro_batches(len(examples), config, epoch)
-            for first in range(0, len(batches), config.grad_accum):
-                if step >= total_steps:
-                    break
-                group = [
-                    [examples[i] for i in b] for b in batches[first : first + config.grad_accum]
-                ]
-                # Normalise by the assistant tokens of the whole step, not per micro-batch.
-                counts = [sum(sum(e.mask[1:]) for e in b) for b in group]
-                step_tokens = max(1, sum(counts))
-                step_loss = 0.0
-                for micro, count in zip(group, counts):
-                    inputs = _batch(policy, micro)
-                    loss_mask = inputs.pop("loss_mask")
-                    with autocast(device, config.dtype):
-                        logits = model(**inputs, use_cache=False).logits
-                    loss = sft_loss(logits, inputs["input_ids"], loss_mask) * (count / step_tokens)
-                    loss.backward()
-                    step_loss += float(loss.detach())
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                seen_tokens += sum(counts)
-                if step % config.log_every == 0 or step == total_steps:
-                    log.log(
-                        step,
-                        {
-                            "train/epoch": epoch,
-                            "train/loss": step_loss,
-                            "train/lr": lr,
-                            "train/grad_norm": float(grad_norm),
-                            "train/tokens": sum(counts),
-                            "train/tokens_seen": seen_tokens,
-                            "train/examples": sum(len(b) for b in group),
-                            "time/elapsed_s": time.perf_counter() - start,
-                        },
-                    )
-                if config.save_every and step % config.save_every == 0 and step < total_steps:
-                    save_checkpoint(
-                        checkpoint_dir(output_dir, step),
-                        model=model,
-                        processor=policy.processor,
-                        optimizer=optimizer,
-                        scheduler=scheduler,
-                        step=step,
-                    )
+        for epoch, group in steps:
+            # Normalise by the assistant tokens of the whole step, not per micro-batch.
+            counts = [sum(sum(e.mask[1:]) for e in b) for b in group]
+            step_tokens = max(1, sum(counts))
+            step_loss = 0.0
+            for micro, count in zip(group, counts):
+                inputs = _batch(policy, micro)
+                loss_mask = inputs.pop("loss_mask")
+                with autocast(device, config.dtype):
+                    logits = model(**inputs, use_cache=False).logits
+                loss = sft_loss(logits, inputs["input_ids"], loss_mask) * (count / step_tokens)
+                loss.backward()
+                step_loss += float(loss.detach())
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen_tokens += sum(counts)
+            if step % config.log_every == 0 or step == total_steps:
+                log.log(
+                    step,
+                    {
+                        "train/epoch": epoch,
+                        "train/loss": step_loss,
+                        "train/lr": lr,
+                        "train/grad_norm": float(grad_norm),
+                        "train/tokens": sum(counts),
+                        "train/tokens_seen": seen_tokens,
+                        "train/examples": sum(len(b) for b in group),
+                        "time/elapsed_s": time.perf_counter() - start,
+                    },
+                )
+            if config.save_every and step % config.save_every == 0 and step < total_steps:
+                save_checkpoint(
+                    checkpoint_dir(output_dir, step),
+                    model=model,
+                    processor=policy.processor,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    step=step,
+                )
         model.eval()
 
         def fill(tmp: Path) -> None:
@@ -407,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``[--config FILE] [key=value ...]``; ``--help`` lists every setting."""
     parser = argparse.ArgumentParser(
         prog="drawenv sft",
-        description="Cold-start SFT on chat JSONL from `drawenv export-sft`.",
+        description="Cold-start SFT on chat JSONL from `drawenv export-sft`, or on oracle "
+        "trajectories streamed from a suite (task=SUITE).",
         epilog="settings (key=value):\n" + config_help(SFTConfig),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -424,6 +513,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
+    "STREAM_SEED",
+    "OracleStream",
     "SFTExample",
     "autocast",
     "build_example",

@@ -3,10 +3,10 @@
 # DrawSpatial-v0 on the counting suite, one command per stage. Outputs go to runs/evidence (git
 # ignores runs/). Stages, in order:
 #
-#   bash scripts/evidence.sh data                 # oracle trajectories for SFT (CPU, parallel)
+#   bash scripts/evidence.sh data                 # 500 oracle trajectories: the tokenizer's text
 #   bash scripts/evidence.sh init                 # tokenizer + random weights (configs/evidence/model.toml)
-#   bash scripts/evidence.sh sft                  # cold-start SFT (configs/evidence/sft.toml)
-#   bash scripts/evidence.sh sft-continue         # more SFT from it (configs/evidence/sft_continue.toml)
+#   bash scripts/evidence.sh sft                  # cold-start SFT on streamed oracle episodes
+#                                                 # (configs/evidence/sft.toml)
 #   bash scripts/evidence.sh rl ARM SEED          # ARM: grpo, ap_grpo or grpo_snra (configs/evidence/ARM.toml)
 #   bash scripts/evidence.sh eval MODEL NAME      # held-out test: 200 items, greedy
 #   bash scripts/evidence.sh valid MODEL NAME     # validation items (model selection), greedy
@@ -17,16 +17,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/evidence
-SUITE=(--task counting --difficulty 1 --max-pixels 50176)  # 448x448 scenes shown at 224x224
+SUITE=(--task counting --difficulty 1 --max-pixels 12544)  # 448x448 scenes shown at 112x112
 TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
-VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199; SFT data uses seeds 0..N-1
+VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199
+# Training never uses these: the tokenizer's text comes from seeds 0..N-1, streamed SFT episodes
+# from 10000000 up, RL items from random seeds of 31 bits.
 TEST_N=${TEST_N:-200}
 
-stage=${1:?"usage: bash scripts/evidence.sh data|init|sft|sft-continue|rl|eval|valid|baselines|report"}
+stage=${1:?"usage: bash scripts/evidence.sh data|init|sft|rl|eval|valid|baselines|report"}
 shift
 case "$stage" in
   data)
-    n=${N:-4000}
+    n=${N:-500}
     shards=${SHARDS:-$(nproc)}
     mkdir -p "$RUNS/data"
     per=$(( (n + shards - 1) / shards ))
@@ -48,9 +50,6 @@ case "$stage" in
     ;;
   sft)
     drawenv train sft --config configs/evidence/sft.toml "$@"
-    ;;
-  sft-continue)
-    drawenv train sft --config configs/evidence/sft_continue.toml "$@"
     ;;
   rl)
     arm=${1:?"rl needs ARM (grpo, ap_grpo or grpo_snra) and SEED"}
@@ -77,7 +76,7 @@ case "$stage" in
     python scripts/evidence_report.py "$RUNS" "$@"
     ;;
   *)
-    echo "unknown stage '$stage': use data, init, sft, sft-continue, rl, eval, valid, baselines or report" >&2
+    echo "unknown stage '$stage': use data, init, sft, rl, eval, valid, baselines or report" >&2
     exit 2
     ;;
 esac

@@ -6,7 +6,7 @@
 #                                      # scored on the validation and test items; the best on
 #                                      # validation becomes runs/evidence/sft/final
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
-#                                      # runs/evidence/sft2/final; each final model, the start and
+#                                      # runs/evidence/sft/final; each final model, the start and
 #                                      # the untrained init scored on the test items
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS and SEEDS replace the
@@ -98,7 +98,7 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl|pack"} in
     pack sft sft
     ;;
   rl)
-    start=${START:-sft2}  # the folder of the RL arms' starting model (their configs' `model`)
+    start=${START:-sft}  # the folder of the RL arms' starting model (their configs' `model`)
     if [[ ! -d $RUNS/$start/final ]]; then  # a fresh machine: the packed model, carried here
       mkdir -p "$RUNS/$start" && cp -r "$RUNS/${start}_bf16" "$RUNS/$start/final"
     fi

@@ -88,6 +88,10 @@ def test_grpo_validation_names_field_and_fix(kwargs, field, fix):
         ({"max_steps": 0}, "max_steps", ">= 1"),
         ({"warmup_steps": -1}, "warmup_steps", ">= 0"),
         ({"lr": -1e-5}, "lr", "1e-5 for SFT"),
+        ({"task": "counting"}, "data", "not both"),
+        ({"data": "", "task": "counting"}, "max_steps", "never runs out"),
+        ({"data": "", "task": "chess", "max_steps": 1}, "task", "counting"),
+        ({"data": "", "task": "maze", "max_steps": 1, "workers": -1}, "workers", ">= 0"),
     ],
 )
 def test_sft_validation_names_field_and_fix(kwargs, field, fix):

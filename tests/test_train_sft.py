@@ -17,6 +17,8 @@ from agents.policy import VLMPolicy  # noqa: E402
 from agents.sft_data import export_sft  # noqa: E402
 from agents.testing import save_tiny_model  # noqa: E402
 from agents.train_sft import (  # noqa: E402
+    STREAM_SEED,
+    OracleStream,
     build_example,
     load_examples,
     lr_factor,
@@ -90,6 +92,46 @@ def test_two_steps_train_the_model_and_log(files, tmp_path, freeze_vision):
     assert (checkpoint_dir(run, 1) / MODEL_DIR / "model.safetensors").is_file()
     assert not list(run.glob(".*tmp*")) and not list(run.glob("*/.*tmp*"))
     assert load_config(SFTConfig, run / "config.toml", []) == config
+
+
+def test_streamed_examples_equal_exported_ones(files, tmp_path, policy):
+    """OracleStream's first episodes are export-sft's episodes of the same seeds, token for
+    token and pixel for pixel, self-corrections in the same places."""
+    data, _ = export_sft(
+        ["counting"], episodes=3, seed=STREAM_SEED, out=tmp_path / "d.jsonl", max_pixels=12544
+    )
+    exported, _ = load_examples(policy, data)
+    config = SFTConfig(
+        model="m", task="counting", max_steps=1, max_pixels=12544, corrections=0.5, workers=0
+    )
+    streamed = [e for e, _ in zip(OracleStream(policy, config), range(3))]
+    assert [e.source for e in streamed] == [f"counting:{STREAM_SEED + k}" for k in range(3)]
+    for a, b in zip(streamed, exported):
+        assert a.ids == b.ids and a.mask == b.mask
+        assert torch.equal(a.pixel_values, b.pixel_values)
+    assert [r["reflective"] for r in records(data)] == [False, True, False]
+
+
+def test_streamed_training_in_worker_processes(files, tmp_path):
+    model_dir, _ = files
+    config = SFTConfig(
+        model=str(model_dir),
+        task="counting",
+        max_pixels=12544,
+        workers=2,
+        batch_size=2,
+        max_steps=2,
+        lr=1e-3,
+        dtype="float32",
+        device="cpu",
+        output_dir=str(tmp_path / "run"),
+    )
+    out = train_sft(config)
+    before, after = state(model_dir), state(out)
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert lines[0]["data/stream"] == "counting" and lines[0]["train/total_steps"] == 2
+    assert [line["train/examples"] for line in lines[1:]] == [2, 2]
 
 
 def test_main_runs_from_overrides(files, tmp_path, capsys):
