@@ -104,3 +104,17 @@ def test_harder_levels_have_more_shapes_more_look_alikes_and_more_overlap():
     assert stats[3]["lowest"] >= counting.LEVELS[3].min_visible
     with pytest.raises(drawenv.DrawEnvError):
         counting.generate(0, 0, 4)
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_targets_are_listed_in_reading_order(difficulty):
+    """Objects and key boxes go top to bottom (then left to right), lettered A, B, C, ... in that
+    order, and the visible shares follow the same order."""
+    for index in range(15):
+        meta = counting.generate(2, index, difficulty).metadata
+        tops = [(o["box"][1], o["box"][0]) for o in meta["objects"]]
+        assert tops == sorted(tops)
+        letters = [o["name"].rsplit(" ", 1)[1] for o in meta["objects"]]
+        assert letters == [chr(ord("A") + n) for n in range(len(letters))]
+        assert [k["bbox"] for k in meta["key_drawings"]] == [o["box"] for o in meta["objects"]]
+        assert len(meta["visible_share"]) == len(meta["objects"]) == meta["count"]

@@ -16,7 +16,8 @@ Metadata beyond the common keys: ``target`` ("red star"), ``target_rgb``, ``coun
 ``question_kind`` ("count"), ``distractors`` (how many shapes of each kind of distractor: "other"
 colour, "same_colour" other kind, "near_miss" shade) and ``visible_share`` (per target, the share
 of its area left uncovered); ``objects`` lists every target instance ("red star A", "red star B",
-...) with the tight box of its visible part, and ``key_drawings`` one box per target.
+...) with the tight box of its visible part, in reading order (by top edge, then left edge), and
+``key_drawings`` one box per target in the same order.
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def generate(seed: int, index: int, difficulty: int = 1) -> TaskRecord:
     ]
     specs = [specs[i] for i in rng.permutation(len(specs))]  # paint order mixes them
     shapes, boxes, visible = _place(rng, level, specs)
+    # Targets in reading order (top edge, then left edge), so the key boxes A, B, C, ... sweep
+    # the scene top to bottom: one deterministic order to learn from the image.
+    order = sorted(range(count), key=lambda n: (boxes[n][1], boxes[n][0]))
+    boxes, visible = [boxes[n] for n in order], [visible[n] for n in order]
     image = _render(rng, shapes)
     objects = [{"name": f"{colour} {kind} {LETTERS[n]}", "box": box} for n, box in enumerate(boxes)]
     return TaskRecord(
