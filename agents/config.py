@@ -10,6 +10,7 @@ parsed to each field's type; :func:`config_help` prints the fields for ``--help`
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
@@ -17,6 +18,7 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -521,6 +523,24 @@ def config_to_toml(config: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_config(cls: type[C], argv: Sequence[str] | None, *, prog: str, description: str) -> C:
+    """The command line ``[--config FILE] [key=value ...]`` of a trainer as a ``cls`` config;
+    ``--help`` lists every setting, and a bad setting exits with the parser's usage error."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="settings (key=value):\n" + config_help(cls),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="flat TOML file of settings")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings after the file")
+    args = parser.parse_args(argv)
+    try:
+        return load_config(cls, args.config, args.overrides)
+    except ValueError as error:
+        parser.error(str(error))
+
+
 def config_help(cls: type) -> str:
     """One line per field: name, type, default and help, for ``--help`` (derived fields are
     marked and cannot be set)."""
@@ -546,4 +566,5 @@ __all__ = [
     "config_help",
     "config_to_toml",
     "load_config",
+    "parse_config",
 ]

@@ -11,7 +11,6 @@ one of these through SFT and GRPO.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
-from agents.config import config_help, config_to_toml, load_config, setting
+from agents.config import config_to_toml, parse_config, setting
 from agents.testing import special_token_ids, tiny_config, tiny_processor, tiny_tokenizer
 from drawenv.errors import check_number, invalid_argument
 
@@ -143,19 +142,12 @@ def build_scratch_model(config: ScratchConfig) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``[--config FILE] [key=value ...]``; ``--help`` lists every setting."""
-    parser = argparse.ArgumentParser(
+    config = parse_config(
+        ScratchConfig,
+        argv,
         prog="drawenv train init",
         description="Build a Qwen2.5-VL-architecture model with random weights (no download).",
-        epilog="settings (key=value):\n" + config_help(ScratchConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="flat TOML file of settings")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings after the file")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(ScratchConfig, args.config, args.overrides)
-    except ValueError as error:
-        parser.error(str(error))
     build_scratch_model(config)
     return 0
 

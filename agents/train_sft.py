@@ -25,7 +25,6 @@ place.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
@@ -43,7 +42,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import checkpoint_dir, save_checkpoint, write_atomically
-from agents.config import SFTConfig, config_help, config_to_toml, load_config
+from agents.config import SFTConfig, config_to_toml, parse_config
 from agents.losses import sft_loss
 from agents.metrics import MetricsLogger
 from agents.policy import DTYPES, VLMPolicy
@@ -493,20 +492,13 @@ def train_sft(config: SFTConfig) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``[--config FILE] [key=value ...]``; ``--help`` lists every setting."""
-    parser = argparse.ArgumentParser(
+    config = parse_config(
+        SFTConfig,
+        argv,
         prog="drawenv sft",
         description="Cold-start SFT on chat JSONL from `drawenv export-sft`, or on oracle "
         "trajectories streamed from a suite (task=SUITE).",
-        epilog="settings (key=value):\n" + config_help(SFTConfig),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="flat TOML file of settings")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="settings after the file")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(SFTConfig, args.config, args.overrides)
-    except ValueError as error:
-        parser.error(str(error))
     path = train_sft(config)
     print(f"saved {path}")
     return 0
