@@ -6,7 +6,8 @@ Run on a GPU (from the repository root)::
     PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --gradient-checkpointing \\
         --out $OUT/grpo_checkpointing.json
 
-or the CPU smoke test ``python benchmarks/bench_grpo.py --device cpu --tiny``. Larger runs:
+or on the CPU ``python benchmarks/bench_grpo.py --device cpu`` (the tiny test model unless
+``--large``). Larger runs:
 ``--episodes 64 --micro-batches 1,8,16,64 --max-new-tokens 256``.
 
 The model is :mod:`random_vlm`'s (a ~0.8B random-weight Qwen2.5-VL; ``--tiny``: the test model),
@@ -86,7 +87,10 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model (smoke test)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the tiny test model (the default on the CPU)"
+    )
+    parser.add_argument("--large", action="store_true", help="the ~0.8B model even on the CPU")
     parser.add_argument("--episodes", type=int, default=32, help="trajectories (default 32)")
     parser.add_argument("--group-size", type=int, default=8, help="GRPO group size (default 8)")
     parser.add_argument(
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args()
+    args.tiny = args.tiny or (args.device == "cpu" and not args.large)  # a minute on a CPU
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.micro_batches.split(",")]

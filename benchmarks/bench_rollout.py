@@ -6,7 +6,8 @@ one H200)::
     PYTHONPATH=. python3 benchmarks/bench_rollout.py --device cuda --out $OUT/rollout.json
     PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --out $OUT/grpo.json
 
-or the CPU smoke test ``python benchmarks/bench_rollout.py --device cpu --sizes 1,2 --tiny``.
+or on the CPU ``python benchmarks/bench_rollout.py --device cpu`` (the tiny test model at batch 1
+and 4 unless ``--large`` / ``--sizes``).
 Larger runs: ``--sizes 1,16,64,128 --naive-episodes 16 --max-new-tokens 256``.
 
 The model is :mod:`random_vlm`'s: a ~0.8B random-weight Qwen2.5-VL in bf16 (``--tiny``: the test
@@ -158,11 +159,16 @@ def measure_naive(policy: BenchPolicy, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", default="1,16,64", help="batch sizes (default 1,16,64)")
+    parser.add_argument(
+        "--sizes", default=None, help="batch sizes (default 1,16,64 on a GPU, 1,4 on the CPU)"
+    )
     parser.add_argument(
         "--naive-episodes", type=int, default=None, help="naive-loop episodes (default 8; 2 tiny)"
     )
-    parser.add_argument("--tiny", action="store_true", help="the tiny test model (smoke test)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the tiny test model (the default on the CPU)"
+    )
+    parser.add_argument("--large", action="store_true", help="the ~0.8B model even on the CPU")
     parser.add_argument("--dtype", default=None, help="default bfloat16, float32 with --tiny")
     parser.add_argument("--task", default="counting", help="env task (default counting)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens per turn")
@@ -170,6 +176,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args()
+    cpu = args.device == "cpu"
+    args.tiny = args.tiny or (cpu and not args.large)  # a minute on a CPU by default
+    args.sizes = args.sizes or ("1,4" if cpu else "1,16,64")
     args.dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
     args.naive_episodes = args.naive_episodes or (2 if args.tiny else 8)
     if args.threads:
