@@ -296,7 +296,10 @@ class VLMPolicy:
                     f"{k} of {width}x{height}. Make the env with patch_factor="
                     f"{self.patch_factor} so its images suit this model's processor."
                 )
-        out = self.image_processor(images=list(images), do_resize=False, return_tensors="pt")
+        # The env hands out read-only arrays; the processor wraps them in tensors, which torch
+        # only does silently for writeable memory.
+        writeable = [i if i.flags.writeable else np.array(i) for i in map(np.asarray, images)]
+        out = self.image_processor(images=writeable, do_resize=False, return_tensors="pt")
         grid = out["image_grid_thw"].long()
         for k, (image, (t, h, w)) in enumerate(zip(images, grid.tolist()), start=1):
             expected = (1, image.shape[0] // self.patch_size, image.shape[1] // self.patch_size)
