@@ -112,6 +112,17 @@ class SFTConfig:
         0.5, "With `task`: share of episodes with an injected self-correction."
     )
     workers: int = setting(4, "With `task`: processes that play the oracle episodes.")
+    eval_every: int = setting(
+        0, "Every this many steps, play held-out episodes greedily and log eval/ (0: never)."
+    )
+    eval_task: str | None = setting(
+        None, "Suite of those episodes (None: `task`), at `difficulty` and `max_pixels`."
+    )
+    eval_episodes: int = setting(64, "Held-out episodes per validation.")
+    eval_seed: int = setting(
+        2_000_000, "Reset seed of the first held-out episode (the next ones count up)."
+    )
+    eval_max_turns: int = setting(4, "Most model turns of a held-out episode.")
     output_dir: str = setting(
         "runs/sft",
         "Folder for metrics.jsonl, config.toml, checkpoints and the final model (final/).",
@@ -174,6 +185,16 @@ class SFTConfig:
                 check_number("max_pixels", self.max_pixels, low=4 * 28 * 28, integer=True)
             check_number("corrections", self.corrections, low=0, high=1)
             check_number("workers", self.workers, low=0, integer=True)
+        check_number("eval_every", self.eval_every, low=0, integer=True)
+        if self.eval_every:
+            if not (self.eval_task or self.task):
+                raise invalid_argument(
+                    "eval_task", None, "a suite name", "Validation plays a suite's episodes."
+                )
+            check_choice("eval_task", self.eval_task or self.task, list(SUITES))
+            check_number("eval_episodes", self.eval_episodes, low=1, integer=True)
+            check_number("eval_seed", self.eval_seed, low=0, integer=True)
+            check_number("eval_max_turns", self.eval_max_turns, low=1, integer=True)
         check_number("epochs", self.epochs, low=1, integer=True)
         if self.max_steps is not None:
             check_number("max_steps", self.max_steps, low=1, integer=True)

@@ -94,6 +94,47 @@ def rollout_metrics(summaries: Sequence[dict[str, Any]], group_size: int) -> dic
     return metrics
 
 
+def correlation(pairs: Iterable[tuple[float, float]]) -> float | None:
+    """Pearson correlation of ``(x, y)`` pairs; None with fewer than two or a constant side."""
+    pairs = list(pairs)
+    if len(pairs) < 2:
+        return None
+    mx, my = _mean([x for x, _ in pairs]), _mean([y for _, y in pairs])
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    syy = sum((y - my) ** 2 for _, y in pairs)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def eval_metrics(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """``eval/`` metrics of evaluation records (the ``results.jsonl`` schema): mean accuracy,
+    the shares answered exactly, with the format term 1 and with any answer, operations per
+    episode, and ``eval/corr``, the correlation of numeric predictions with the truth (0 when
+    either side is constant: a model that ignores the image writes one count for every image)."""
+    pairs = [
+        (p, t)
+        for r in results
+        if (p := _number(r["prediction"])) is not None and (t := _number(r["answer"])) is not None
+    ]
+    return {
+        "eval/episodes": float(len(results)),
+        "eval/accuracy": _mean([r["accuracy"] for r in results]),
+        "eval/exact": _mean([float(r["correct"]) for r in results]),
+        "eval/format": _mean([float(r["reward_terms"].get("format", 0.0) == 1.0) for r in results]),
+        "eval/answered": _mean([float(r["prediction"] is not None) for r in results]),
+        "eval/operations": _mean([r["n_operations"] for r in results]),
+        "eval/corr": correlation(pairs) or 0.0,
+    }
+
+
 def advantage_metrics(advantages: Sequence[float]) -> dict[str, float]:
     """Mean, std, min and max of the advantages of a batch, as ``train/advantage_*``."""
     values = [float(a) for a in advantages]
@@ -197,7 +238,9 @@ __all__ = [
     "MAIN_CURVES",
     "MetricsLogger",
     "advantage_metrics",
+    "correlation",
     "episode_summary",
+    "eval_metrics",
     "plot_metrics",
     "read_metrics",
     "rollout_metrics",

@@ -235,6 +235,29 @@ def _as_list(examples: list[SFTExample]) -> list[SFTExample]:
     return examples
 
 
+def validate(policy: VLMPolicy, config: SFTConfig, device: torch.device) -> dict[str, float]:
+    """Play ``config.eval_episodes`` held-out episodes greedily (reset seeds from
+    ``config.eval_seed``) with the model as it is now; returns their ``eval/`` metrics."""
+    from agents.metrics import eval_metrics
+    from agents.vlm_eval import evaluate_vlm
+
+    env_kwargs = {"max_pixels": config.max_pixels} if config.max_pixels is not None else {}
+    policy.model.eval()
+    with torch.no_grad(), autocast(device, config.dtype):
+        results = evaluate_vlm(
+            policy,
+            task=config.eval_task or config.task,
+            episodes=config.eval_episodes,
+            seed=config.eval_seed,
+            batch_size=config.eval_episodes,
+            difficulty=config.difficulty,
+            max_turns=config.eval_max_turns,
+            **env_kwargs,
+        )
+    policy.model.train()
+    return eval_metrics(results)
+
+
 # -- model and optimiser ---------------------------------------------------------------------
 
 
@@ -470,6 +493,8 @@ def train_sft(config: SFTConfig) -> Path:
                         "time/elapsed_s": time.perf_counter() - start,
                     },
                 )
+            if config.eval_every and (step % config.eval_every == 0 or step == total_steps):
+                log.log(step, validate(policy, config, device))
             if config.save_every and step % config.save_every == 0 and step < total_steps:
                 save_checkpoint(
                     checkpoint_dir(output_dir, step),
@@ -519,6 +544,7 @@ __all__ = [
     "make_optimizer",
     "resolve_device",
     "train_sft",
+    "validate",
     "vision_tower",
 ]
 

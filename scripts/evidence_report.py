@@ -5,24 +5,23 @@
 
 Every ``eval/NAME/results.jsonl`` under a folder becomes a row of the held-out table (accuracy is
 MRA for counts; exact is the share answered exactly; format the share whose format term is 1;
-corr the Pearson correlation of predicted and true counts, which is near 0 for a model that does
-not look at the image). Every ``NAME/metrics.jsonl`` becomes a training curve: SFT runs (``train/
-loss``) and RL runs (``rollout/reward_mean``, ``rollout/zero_std_groups`` and the termination
-reasons). With ``--plots DIR`` the curves are also drawn as PNG files (needs matplotlib, in the
-``train`` extra).
+corr the Pearson correlation of predicted and true counts, near 0 for a model that does not look
+at the image and 0 when its predictions never change). Every ``NAME/metrics.jsonl`` becomes a
+training curve: SFT runs (``train/loss``, and ``eval/accuracy`` and ``eval/corr`` when the run
+validated as it trained) and RL runs (``rollout/reward_mean``, ``rollout/zero_std_groups``
+and the termination reasons). With ``--plots DIR`` the curves are also drawn as PNG files
+(needs matplotlib, in the ``train`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from agents.evaluate import summarise
-from agents.metrics import read_metrics
+from agents.metrics import eval_metrics, read_metrics
 
 
 def _label(spec: str) -> tuple[str, Path]:
@@ -30,47 +29,15 @@ def _label(spec: str) -> tuple[str, Path]:
     return (label, Path(path)) if sep else ("", Path(spec))
 
 
-def _number(text: Any) -> float | None:
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def correlation(pairs: Iterable[tuple[float, float]]) -> float | None:
-    """Pearson correlation of ``(x, y)`` pairs; None when either side is constant."""
-    pairs = list(pairs)
-    if len(pairs) < 2:
-        return None
-    mx = sum(x for x, _ in pairs) / len(pairs)
-    my = sum(y for _, y in pairs) / len(pairs)
-    sxy = sum((x - mx) * (y - my) for x, y in pairs)
-    sxx = sum((x - mx) ** 2 for x, _ in pairs)
-    syy = sum((y - my) ** 2 for _, y in pairs)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
-
-
 def eval_row(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     """One held-out table row from an evaluation's records."""
     (summary,) = summarise(results)
-    n = len(results)
-    pairs = [
-        (p, t)
-        for r in results
-        if (p := _number(r["prediction"])) is not None and (t := _number(r["answer"])) is not None
-    ]
+    metrics = {key.removeprefix("eval/"): value for key, value in eval_metrics(results).items()}
     return {
         "run": name,
-        "episodes": n,
-        "accuracy": summary["accuracy"],
-        "exact": sum(r["correct"] for r in results) / n,
-        "format": sum(r["reward_terms"].get("format", 0.0) == 1.0 for r in results) / n,
-        "answered": sum(r["prediction"] is not None for r in results) / n,
-        "operations": summary["operations"],
+        **metrics,
         "turns": summary["turns"],
         "reflection": summary["reflection"],
-        "corr": correlation(pairs),
         "terminations": summary["terminations"],
     }
 
@@ -82,10 +49,10 @@ def eval_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        corr = "n/a" if r["corr"] is None else f"{r['corr']:+.2f}"
+        corr = f"{r['corr']:+.2f}"
         ends = ", ".join(f"{k} {v}" for k, v in r["terminations"].items())
         lines.append(
-            f"| {r['run']} | {r['episodes']} | {r['accuracy']:.3f} | {r['exact']:.3f} | "
+            f"| {r['run']} | {r['episodes']:.0f} | {r['accuracy']:.3f} | {r['exact']:.3f} | "
             f"{r['format']:.2f} | {r['answered']:.2f} | {r['operations']:.1f} | "
             f"{r['turns']:.1f} | {r['reflection']:.2f} | {corr} | {ends} |"
         )
@@ -118,6 +85,8 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[Path
         "train/loss": ("SFT loss (assistant tokens)", "results_sft_loss.png"),
         "rollout/reward_mean": ("RL reward (mean over the batch)", "results_rl_reward.png"),
         "rollout/zero_std_groups": ("share of zero-std groups", "results_rl_zero_std.png"),
+        "eval/accuracy": ("validation accuracy (MRA)", "results_eval_accuracy.png"),
+        "eval/corr": ("validation corr(predicted, true count)", "results_eval_corr.png"),
     }
     for key, (title, filename) in titles.items():
         runs = {name: [(m["step"], m[key]) for m in ms if key in m] for name, ms in curves.items()}

@@ -92,6 +92,8 @@ def test_grpo_validation_names_field_and_fix(kwargs, field, fix):
         ({"data": "", "task": "counting"}, "max_steps", "never runs out"),
         ({"data": "", "task": "chess", "max_steps": 1}, "task", "counting"),
         ({"data": "", "task": "maze", "max_steps": 1, "workers": -1}, "workers", ">= 0"),
+        ({"eval_every": 10}, "eval_task", "suite"),
+        ({"eval_every": 10, "eval_task": "maze", "eval_episodes": 0}, "eval_episodes", ">= 1"),
     ],
 )
 def test_sft_validation_names_field_and_fix(kwargs, field, fix):

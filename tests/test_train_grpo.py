@@ -20,7 +20,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from agents.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
 from agents.config import GRPOConfig  # noqa: E402
-from agents.metrics import read_metrics, rollout_metrics  # noqa: E402
+from agents.metrics import correlation, eval_metrics, read_metrics, rollout_metrics  # noqa: E402
 from agents.policy import GenerationSettings  # noqa: E402
 from agents.testing import save_tiny_model, tiny_model  # noqa: E402
 from agents.train_grpo import (  # noqa: E402
@@ -323,6 +323,37 @@ def test_rollout_metrics_of_hand_made_groups(rewards, zero_std, mean):
     assert metrics["rollout/entropy"] == 0.5
     answered = sum(1 for r in rewards if r)
     assert metrics.get("rollout/termination/answer", 0.0) == answered
+
+
+def test_eval_metrics_of_hand_made_records():
+    def record(prediction, answer, accuracy, fmt, ops):
+        return {
+            "prediction": prediction,
+            "answer": answer,
+            "accuracy": accuracy,
+            "correct": accuracy == 1.0,
+            "reward_terms": {"format": fmt},
+            "n_operations": ops,
+        }
+
+    results = [
+        record("2", 2, 1.0, 1.0, 2),
+        record("4", 8, 0.0, 1.0, 4),
+        record(None, 3, 0.0, 0.0, 0),
+    ]
+    metrics = eval_metrics(results)
+    assert metrics["eval/episodes"] == 3
+    assert metrics["eval/accuracy"] == pytest.approx(1 / 3)
+    assert metrics["eval/exact"] == pytest.approx(1 / 3)
+    assert metrics["eval/format"] == pytest.approx(2 / 3)
+    assert metrics["eval/answered"] == pytest.approx(2 / 3)
+    assert metrics["eval/operations"] == pytest.approx(2.0)
+    assert metrics["eval/corr"] == pytest.approx(1.0)  # (2, 2) and (4, 8) lie on one line
+    constant = [record("8", answer, 0.0, 1.0, 8) for answer in (1, 5, 8)]
+    assert (
+        correlation([(8.0, 1.0), (8.0, 5.0)]) is None and eval_metrics(constant)["eval/corr"] == 0
+    )
+    assert correlation([(1, 3), (2, 2), (3, 1)]) == pytest.approx(-1.0)
 
 
 def test_a_failed_checkpoint_write_leaves_the_old_one(tmp_path):

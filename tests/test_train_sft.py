@@ -112,7 +112,7 @@ def test_streamed_examples_equal_exported_ones(files, tmp_path, policy):
     assert [r["reflective"] for r in records(data)] == [False, True, False]
 
 
-def test_streamed_training_in_worker_processes(files, tmp_path):
+def test_streamed_training_in_worker_processes_with_validation(files, tmp_path):
     model_dir, _ = files
     config = SFTConfig(
         model=str(model_dir),
@@ -121,6 +121,9 @@ def test_streamed_training_in_worker_processes(files, tmp_path):
         workers=2,
         batch_size=2,
         max_steps=2,
+        eval_every=1,
+        eval_episodes=2,
+        eval_max_turns=1,
         lr=1e-3,
         dtype="float32",
         device="cpu",
@@ -131,7 +134,13 @@ def test_streamed_training_in_worker_processes(files, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert lines[0]["data/stream"] == "counting" and lines[0]["train/total_steps"] == 2
-    assert [line["train/examples"] for line in lines[1:]] == [2, 2]
+    assert [line["train/examples"] for line in lines if "train/loss" in line] == [2, 2]
+    evals = [line for line in lines if "eval/accuracy" in line]
+    assert [line["step"] for line in evals] == [1, 2]  # eval_every=1
+    for line in evals:
+        assert line["eval/episodes"] == 2
+        for key in ("accuracy", "exact", "format", "answered"):
+            assert 0 <= line[f"eval/{key}"] <= 1
 
 
 def test_main_runs_from_overrides(files, tmp_path, capsys):
