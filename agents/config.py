@@ -159,6 +159,11 @@ class SFTConfig:
     save_every: int = setting(
         0, "Save a checkpoint every this many steps (0: only the final model)."
     )
+    resume: bool = setting(
+        False,
+        "Continue from the latest checkpoint-STEP in output_dir: weights, optimiser, schedule, "
+        "data position and random states, as if the run had never stopped.",
+    )
     attn_implementation: str = setting(
         "sdpa", "Attention kernel passed to transformers (sdpa, eager, flash_attention_2)."
     )

@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoint import checkpoint_dir, save_checkpoint, write_atomically
+from agents.checkpoint import (
+    MODEL_DIR,
+    checkpoint_dir,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomically,
+)
 from agents.config import SFTConfig, config_to_toml, parse_config
 from agents.losses import sft_loss
 from agents.metrics import MetricsLogger
@@ -191,16 +198,17 @@ above the seeds ``docs/results.md`` holds out for evaluation (1,000,000 and 2,00
 class OracleStream(torch.utils.data.IterableDataset):
     """Endless SFT examples: oracle episodes of ``config.task`` played afresh, one per example.
 
-    Worker ``w`` of ``n`` plays episodes ``k = w, w + n, w + 2n, …`` with reset seed
-    ``STREAM_SEED + config.seed * 10**7 + k``; a ``config.corrections`` share of them (spread
-    evenly, as in ``drawenv export-sft``) carry an injected self-correction. Each episode goes
-    through the same chat layout and :func:`build_example` as a JSONL line, its images through a
-    scratch folder. Examples longer than ``config.max_length`` are skipped.
+    Worker ``w`` of ``n`` plays episodes ``k = w, w + n, w + 2n, …`` (from ``start[w]`` when
+    resuming) with reset seed ``STREAM_SEED + config.seed * 10**7 + k``; a
+    ``config.corrections`` share of them (spread evenly, as in ``drawenv export-sft``) carry an
+    injected self-correction. Each episode goes through the same chat layout and
+    :func:`build_example` as a JSONL line, its images through a scratch folder. Examples longer
+    than ``config.max_length`` are skipped.
     """
 
-    def __init__(self, policy: VLMPolicy, config: SFTConfig):
+    def __init__(self, policy: VLMPolicy, config: SFTConfig, start: Sequence[int] | None = None):
         super().__init__()
-        self.policy, self.config = policy, config
+        self.policy, self.config, self.start = policy, config, start
 
     def __iter__(self) -> Iterator[SFTExample]:
         from agents.evaluate import play_episode
@@ -220,7 +228,8 @@ class OracleStream(torch.utils.data.IterableDataset):
         )
         with tempfile.TemporaryDirectory() as scratch:
             root = Path(scratch)
-            for k in itertools.count(worker, workers):
+            first = self.start[worker] if self.start is not None else worker
+            for k in itertools.count(first, workers):
                 share = config.corrections
                 agent = OracleAgent(corrections=int((k + 1) * share) > int(k * share))
                 seed = STREAM_SEED + config.seed * 10**7 + k
@@ -391,19 +400,30 @@ def _file_steps(
 
 
 def _stream_steps(
-    policy: VLMPolicy, config: SFTConfig
+    policy: VLMPolicy, config: SFTConfig, steps: int, start: Sequence[int] | None
 ) -> Iterator[tuple[int, list[list[SFTExample]]]]:
-    """``(0, micro-batches)`` of every optimiser step, from an :class:`OracleStream`."""
+    """``(0, micro-batches)`` of ``steps`` optimiser steps, from an :class:`OracleStream`."""
     loader = torch.utils.data.DataLoader(
-        OracleStream(policy, config),
+        OracleStream(policy, config, start),
         batch_size=config.batch_size,
         num_workers=config.workers,
         collate_fn=_as_list,
         prefetch_factor=4 if config.workers else None,
     )
     batches = iter(loader)
-    for _ in range(config.max_steps):
+    for _ in range(steps):
         yield 0, [next(batches) for _ in range(config.grad_accum)]
+
+
+def _stream_next(done: list[int], group: list[list[SFTExample]], config: SFTConfig) -> list[int]:
+    """Each stream worker's next episode number once ``group`` is trained on (resume point)."""
+    base = STREAM_SEED + config.seed * 10**7
+    workers = max(1, config.workers)
+    done = list(done)
+    for example in itertools.chain.from_iterable(group):
+        k = int(example.source.rsplit(":", 1)[1]) - base
+        done[k % workers] = max(done[k % workers], k + workers)
+    return done
 
 
 def train_sft(config: SFTConfig) -> Path:
@@ -413,9 +433,12 @@ def train_sft(config: SFTConfig) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
     device = torch.device(resolve_device(config.device))
+    resume_from = latest_checkpoint(output_dir) if config.resume else None
+    if config.resume and resume_from is None:
+        print(f"resume: no checkpoint-STEP folder in {output_dir}; starting at step 0.")
     # float32 master weights and optimiser state; the forward pass runs under autocast.
     policy = VLMPolicy.from_pretrained(
-        config.model,
+        resume_from / MODEL_DIR if resume_from is not None else config.model,
         device=device,
         dtype="float32",
         attn_implementation=config.attn_implementation,
@@ -429,12 +452,10 @@ def train_sft(config: SFTConfig) -> Path:
     if config.task:
         data = {"data/stream": config.task}
         total_steps = config.max_steps
-        steps = _stream_steps(policy, config)
     else:
         examples, skipped = load_examples(policy, config.data, max_length=config.max_length)
         data = {"data/examples": len(examples), "data/skipped_too_long": skipped}
         total_steps = _steps(len(examples), config)
-        steps = _file_steps(examples, config, total_steps)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -446,18 +467,33 @@ def train_sft(config: SFTConfig) -> Path:
         ),
     )
     trainable = [p for p in model.parameters() if p.requires_grad]
-    log = MetricsLogger(output_dir, tensorboard=config.tensorboard)
-    log.log(
-        0,
-        {
-            **data,
-            "model/trainable_params": sum(p.numel() for p in trainable),
-            "model/params": sum(p.numel() for p in model.parameters()),
-            "train/total_steps": total_steps,
-        },
+    step, seen_tokens, stream_next = 0, 0, list(range(max(1, config.workers)))
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, optimizer=optimizer, scheduler=scheduler)
+        step = state.step
+        seen_tokens = state.extra.get("tokens_seen", 0)
+        stream_next = state.extra.get("stream_next", stream_next)
+        print(f"resumed from {resume_from} at step {step}")
+    if config.task:
+        steps = _stream_steps(policy, config, total_steps - step, stream_next)
+    else:
+        steps = itertools.islice(_file_steps(examples, config, total_steps), step, None)
+    log = MetricsLogger(
+        output_dir,
+        tensorboard=config.tensorboard,
+        keep_before=step if resume_from is not None else None,
     )
+    if resume_from is None:
+        log.log(
+            0,
+            {
+                **data,
+                "model/trainable_params": sum(p.numel() for p in trainable),
+                "model/params": sum(p.numel() for p in model.parameters()),
+                "train/total_steps": total_steps,
+            },
+        )
     start = time.perf_counter()
-    step, seen_tokens = 0, 0
     try:
         for epoch, group in steps:
             # Normalise by the assistant tokens of the whole step, not per micro-batch.
@@ -479,6 +515,8 @@ def train_sft(config: SFTConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             seen_tokens += sum(counts)
+            if config.task:
+                stream_next = _stream_next(stream_next, group, config)
             if step % config.log_every == 0 or step == total_steps:
                 log.log(
                     step,
@@ -503,6 +541,7 @@ def train_sft(config: SFTConfig) -> Path:
                     optimizer=optimizer,
                     scheduler=scheduler,
                     step=step,
+                    extra={"tokens_seen": seen_tokens, "stream_next": stream_next},
                 )
         model.eval()
 
