@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluate import is_reflective
+from drawenv.rewards import parse_number
 
 MAIN_CURVES = (
     "rollout/reward_mean",
@@ -106,14 +107,6 @@ def correlation(pairs: Iterable[tuple[float, float]]) -> float | None:
     return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else None
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def eval_metrics(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     """``eval/`` metrics of evaluation records (the ``results.jsonl`` schema): mean accuracy,
     the shares answered exactly, with the format term 1 and with any answer, operations per
@@ -122,7 +115,9 @@ def eval_metrics(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     pairs = [
         (p, t)
         for r in results
-        if (p := _number(r["prediction"])) is not None and (t := _number(r["answer"])) is not None
+        if r["prediction"] is not None
+        and (p := parse_number(str(r["prediction"]))) is not None
+        and (t := parse_number(str(r["answer"]))) is not None
     ]
     return {
         "eval/episodes": float(len(results)),

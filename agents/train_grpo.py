@@ -72,8 +72,8 @@ from agents.rollout import Trajectory, rollout
 from agents.train_sft import (
     enable_activation_checkpointing,
     freeze_vision_tower,
-    lr_factor,
     make_optimizer,
+    make_scheduler,
     resolve_device,
 )
 from drawenv.env import DrawSpatialEnv
@@ -477,16 +477,7 @@ def train_grpo(
             model, device_ids=[ranks.device.index] if ranks.device.type == "cuda" else None
         )
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
-    total_updates = config.steps * config.ppo_epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda update: lr_factor(
-            update,
-            warmup_steps=config.warmup_steps,
-            total_steps=total_updates,
-            schedule=config.lr_schedule,
-        ),
-    )
+    scheduler = make_scheduler(optimizer, config, config.steps * config.ppo_epochs)
 
     if config.prompts_per_step % ranks.world:
         raise ValueError(

@@ -349,6 +349,19 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, config: Any, total_steps: int) -> Any:
+    """The config's warm-up and ``lr_schedule`` over ``total_steps`` optimiser steps."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_factor(
+            step,
+            warmup_steps=config.warmup_steps,
+            total_steps=total_steps,
+            schedule=config.lr_schedule,
+        ),
+    )
+
+
 # -- training --------------------------------------------------------------------------------
 
 
@@ -457,15 +470,7 @@ def train_sft(config: SFTConfig) -> Path:
         data = {"data/examples": len(examples), "data/skipped_too_long": skipped}
         total_steps = _steps(len(examples), config)
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_factor(
-            step,
-            warmup_steps=config.warmup_steps,
-            total_steps=total_steps,
-            schedule=config.lr_schedule,
-        ),
-    )
+    scheduler = make_scheduler(optimizer, config, total_steps)
     trainable = [p for p in model.parameters() if p.requires_grad]
     step, seen_tokens, stream_next = 0, 0, list(range(max(1, config.workers)))
     if resume_from is not None:
@@ -581,6 +586,7 @@ __all__ = [
     "lr_factor",
     "main",
     "make_optimizer",
+    "make_scheduler",
     "resolve_device",
     "train_sft",
     "validate",
