@@ -37,6 +37,12 @@ class ScratchConfig:
     heads: int = setting(4, "Attention heads; hidden_size / heads must be a multiple of 16.")
     kv_heads: int = setting(2, "Key-value heads (grouped-query attention); must divide heads.")
     intermediate_size: int = setting(1024, "Text MLP width.")
+    rope_theta: float = setting(
+        1e6,
+        "Base of the text model's rotary positions. Qwen2.5-VL's 1e6 barely turns across a "
+        "small image's token grid (8x8 tokens at 224x224), so a from-scratch model cannot tell "
+        "image positions apart; about 20 lets it (see docs/results.md).",
+    )
     vision_depth: int = setting(6, "Vision transformer blocks.")
     vision_hidden_size: int = setting(256, "Vision tower width.")
     vision_heads: int = setting(4, "Vision attention heads.")
@@ -54,6 +60,7 @@ class ScratchConfig:
             check_number(name, getattr(self, name), low=1, integer=True)
         check_number("vision_intermediate_size", self.vision_intermediate_size, low=1, integer=True)
         check_number("seed", self.seed, low=0, integer=True)
+        check_number("rope_theta", self.rope_theta, low=1.0)
         if self.hidden_size % self.heads or (self.hidden_size // self.heads) % 16:
             raise invalid_argument(
                 "heads",
@@ -107,7 +114,7 @@ def build_scratch_model(config: ScratchConfig) -> Path:
         "rope_parameters": {
             "rope_type": "default",
             "mrope_section": [2 * quarter, 3 * quarter, 3 * quarter],
-            "rope_theta": 1e6,
+            "rope_theta": float(config.rope_theta),
         },
     }
     last = config.vision_depth - 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -100,7 +101,8 @@ class OracleAgent(Agent):
         originals = [image.shape[:2] for image in task.load_images()]
         shown = [image.shape[:2] for image in obs["images"][: len(originals)]]
         ops = [
-            _scale(op, originals[op.index - 1], shown[op.index - 1]) for op in task.key_operations
+            _whole(_scale(op, originals[op.index - 1], shown[op.index - 1]), shown[op.index - 1])
+            for op in task.key_operations
         ]
         boxes = [op for op in ops if isinstance(op, Box)]
         self.plan: list[Action] = []
@@ -134,7 +136,7 @@ def to_env_coords(
     out = []
     for op in ops:
         height, width = images[op.index - 1].shape[:2]
-        out.append(_scale(op, (height, width), (1000, 1000)))
+        out.append(_whole(_scale(op, (height, width), (1000, 1000)), (1000, 1000)))
     return tuple(out)
 
 
@@ -149,13 +151,32 @@ def _scale(op: Operation, source: tuple[int, int], target: tuple[int, int]) -> O
     )
 
 
+def _whole(op: Operation, size: tuple[int, int]) -> Operation:
+    """``op`` in whole pixels, as a VLM writes coordinates: a box grows outward to the pixel
+    grid (it still encloses its object), a line's ends round to the nearest pixel; all within
+    the (height, width) image."""
+    height, width = size
+    if isinstance(op, Box):
+        x1, y1, x2, y2 = op.bbox
+        bbox = (
+            max(0, math.floor(x1)),
+            max(0, math.floor(y1)),
+            min(width, math.ceil(x2)),
+            min(height, math.ceil(y2)),
+        )
+        return Box(op.index, bbox, op.label)
+    start = (min(width, max(0, round(op.start[0]))), min(height, max(0, round(op.start[1]))))
+    end = (min(width, max(0, round(op.end[0]))), min(height, max(0, round(op.end[1]))))
+    return Line(op.index, start, end, op.label)
+
+
 def _misplaced(op: Box, size: tuple[int, int], rng: np.random.Generator) -> Box:
     """``op`` shifted by about its own size, kept inside the image."""
     height, width = size
     x1, y1, x2, y2 = op.bbox
     w, h = x2 - x1, y2 - y1
-    dx = float(np.clip(x1 + rng.choice([-1, 1]) * w, 0, width - w)) - x1
-    dy = float(np.clip(y1 + rng.choice([-1, 1]) * h, 0, height - h)) - y1
+    dx = round(float(np.clip(x1 + rng.choice([-1, 1]) * w, 0, width - w)) - x1)
+    dy = round(float(np.clip(y1 + rng.choice([-1, 1]) * h, 0, height - h)) - y1)
     if abs(dx) < 1 and abs(dy) < 1:  # a box as large as the image: shrink it instead
-        return Box(op.index, (x1, y1, x1 + w / 2, y1 + h / 2), op.label)
+        return Box(op.index, (x1, y1, x1 + round(w / 2), y1 + round(h / 2)), op.label)
     return Box(op.index, (x1 + dx, y1 + dy, x2 + dx, y2 + dy), op.label)

@@ -5,6 +5,11 @@
 #   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates, each
 #                                      # scored on the validation and test items; the best on
 #                                      # validation becomes runs/evidence/sft/final
+#   bash scripts/evidence_gpu.sh sft-part  # one SFT run (configs/evidence/sft.toml) that spans
+#                                      # device calls: data and init when absent, then SFT for at
+#                                      # most PART seconds (default 540), resuming from its latest
+#                                      # checkpoint; run it again, on the same machine, until
+#                                      # runs/evidence/sft/final exists
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
 #                                      # runs/evidence/sft/final; each final model, the start and
 #                                      # the untrained init scored on the test items
@@ -58,14 +63,14 @@ print(max(lrs, key=score))
 PY
 }
 
-pack() {  # pack PHASE [MODEL]: with MODEL, also $RUNS/MODEL/final in bfloat16
-  local model=${2:-}
+pack() {  # pack PHASE [MODEL [SRC]]: with MODEL, also SRC (default $RUNS/MODEL/final) in bfloat16
+  local model=${2:-} src=${3:-$RUNS/${2:-}/final}
   mkdir -p "$OUT"
   find "$RUNS" -path "$RUNS/out" -prune -o \( -name metrics.jsonl -o -name config.toml \
     -o -name init.toml -o -name results.jsonl -o -name '*.log' \) -print \
     | tar czf "$OUT/results-$1.tgz" -T -
   if [[ -n $model ]]; then  # the model, weights in bfloat16, in 15 MB parts
-    python3 - "$RUNS/$model/final" "$RUNS/${model}_bf16" <<'PY'
+    python3 - "$src" "$RUNS/${model}_bf16" <<'PY'
 import shutil, sys
 from pathlib import Path
 import torch
@@ -80,7 +85,7 @@ PY
   ls -la "$OUT"
 }
 
-case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl|pack"} in
+case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
   sft)
     bash scripts/evidence.sh data
     bash scripts/evidence.sh init
@@ -96,6 +101,24 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl|pack"} in
     echo "best learning rate on validation: $lr"
     rm -rf "$RUNS/sft" && cp -r "$RUNS/sft-lr$lr" "$RUNS/sft"
     pack sft sft
+    ;;
+  sft-part)
+    [[ -s $RUNS/data/sft.jsonl ]] || bash scripts/evidence.sh data
+    [[ -f $RUNS/init/model.safetensors ]] || bash scripts/evidence.sh init
+    mkdir -p "$RUNS/logs"
+    resume=false
+    compgen -G "$RUNS/sft/checkpoint-*" >/dev/null && resume=true
+    status=0
+    [[ -d $RUNS/sft/final ]] || timeout "${PART:-540}" bash scripts/evidence.sh sft \
+      "resume=$resume" ${SFT_ARGS:-} >>"$RUNS/logs/sft.log" 2>&1 || status=$?
+    tail -5 "$RUNS/logs/sft.log"
+    (( status == 0 || status == 124 )) || exit "$status"
+    if [[ -d $RUNS/sft/final ]]; then
+      pack sft sft
+    else  # a fallback should the machine be lost: the latest checkpoint's weights
+      latest=$(ls -d "$RUNS"/sft/checkpoint-* | sort -t- -k2 -n | tail -1)
+      pack sft sft "$latest/model"
+    fi
     ;;
   rl)
     start=${START:-sft}  # the folder of the RL arms' starting model (their configs' `model`)
@@ -118,7 +141,7 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|rl|pack"} in
     pack "${2:?"pack needs a phase name"}" "${3:-}"
     ;;
   *)
-    echo "unknown phase '$1': use sft, rl or pack" >&2
+    echo "unknown phase '$1': use sft, sft-part, rl or pack" >&2
     exit 2
     ;;
 esac

@@ -154,3 +154,32 @@ def test_heuristic_beats_random_and_answer_only_over_100_items(suite):
         assert all(not any(t["errors"] for t in r["turns"]) for r in results), agent.name
     assert accuracy["heuristic"] > accuracy["random"] + 0.1, accuracy
     assert accuracy["heuristic"] > accuracy["answer_only"] + 0.1, accuracy
+
+
+@pytest.mark.parametrize("suite", ["counting", "maze"])
+def test_oracle_writes_whole_pixels_and_its_boxes_enclose_the_objects(suite):
+    from drawenv.actions import Box, Draw
+    from drawenv.env import DrawSpatialEnv
+
+    env = DrawSpatialEnv(task=suite, max_pixels=50176)  # the 448x448 scenes shown at 224x224
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        agent = OracleAgent(corrections=seed % 2 == 1)
+        agent.reset(obs, info, protocol="vilasr", coords="pixel", seed=seed, task=env.task)
+        draws = [a for a in agent.plan if isinstance(a, Draw)]
+        values = [v for a in draws for op in a.operations for v in _coordinates(op)]
+        assert values and all(type(v) is int for v in values)
+        height, width = obs["images"][0].shape[:2]
+        scale = width / env.task.load_images()[0].shape[1]
+        final = {op.label: op for a in draws for op in a.operations if isinstance(op, Box)}
+        keys = [op for op in env.task.key_operations if isinstance(op, Box)]
+        assert keys and len(final) == len(keys)
+        for key in keys:  # grown outward to the pixel grid: each box holds its true box
+            x1, y1, x2, y2 = (v * scale for v in key.bbox)
+            box = final[key.label].bbox
+            assert box[0] <= x1 < box[0] + 1 and box[1] <= y1 < box[1] + 1
+            assert box[2] - 1 < x2 <= box[2] <= width and box[3] - 1 < y2 <= box[3] <= height
+
+
+def _coordinates(op):
+    return op.bbox if hasattr(op, "bbox") else (*op.start, *op.end)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from agents.config import load_config
@@ -76,3 +76,27 @@ def test_main_builds_from_overrides(data, tmp_path, capsys):
     assert main([f"data={data}", f"output_dir={tmp_path / 'm'}", *overrides]) == 0
     assert "parameters" in capsys.readouterr().out
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(("theta", "low", "high"), [(1e6, 0.0, 0.00125), (20.0, 0.38, 1.09)])
+def test_rope_theta_sets_how_far_image_columns_turn(data, tmp_path, theta, low, high):
+    # The width part of the rotary half is its last 3/8 (frequency indices 20..31 of 32 at head
+    # size 64); column c of an image turns dimension i by c * theta ** (-i / 32). Over the 8
+    # columns of a 224x224 image (7 steps): 7 * 1e6 ** (-20/32) = 0.00124 rad at most, so
+    # columns look alike; at theta 20 the turns span 7 * 20 ** (-31/32) = 0.38 to
+    # 7 * 20 ** (-20/32) = 1.08 rad.
+    sizes = {**SMALL, "hidden_size": 256, "heads": 4, "kv_heads": 2}
+    config = ScratchConfig(
+        data=str(data), output_dir=str(tmp_path / "init"), rope_theta=theta, **sizes
+    )
+    model = VLMPolicy.from_pretrained(build_scratch_model(config)).model
+    assert model.config.text_config.rope_parameters["rope_theta"] == theta
+    positions = torch.zeros(3, 1, 8, dtype=torch.long)
+    positions[2, 0] = torch.arange(8)  # one row of 8 image tokens: only the width id moves
+    cos, sin = model.model.language_model.rotary_emb(torch.zeros(1, 8, 64), positions)
+    angle = torch.atan2(sin[0, 7, 20:32], cos[0, 7, 20:32]) - torch.atan2(
+        sin[0, 0, 20:32], cos[0, 0, 20:32]
+    )
+    assert low <= float(angle.abs().min()) and float(angle.abs().max()) <= high
+    assert float(angle.abs().max()) > high * 0.9  # the fastest width dimension nearly reaches it
+    assert torch.equal(cos[0, :, :20], cos[0, :1, :20].expand(8, 20))  # time and height still
