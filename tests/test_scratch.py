@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from agents.config import load_config
@@ -85,6 +85,8 @@ def test_rope_theta_sets_how_far_image_columns_turn(data, tmp_path, theta, low, 
     # columns of a 224x224 image (7 steps): 7 * 1e6 ** (-20/32) = 0.00124 rad at most, so
     # columns look alike; at theta 20 the turns span 7 * 20 ** (-31/32) = 0.38 to
     # 7 * 20 ** (-20/32) = 1.08 rad.
+    import torch
+
     sizes = {**SMALL, "hidden_size": 256, "heads": 4, "kv_heads": 2}
     config = ScratchConfig(
         data=str(data), output_dir=str(tmp_path / "init"), rope_theta=theta, **sizes
