@@ -97,6 +97,8 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[Path
         for name, points in runs.items():
             axis.plot(*zip(*points), label=name, linewidth=1.2)
         axis.set(title=title, xlabel="optimiser step")
+        if key == "train/loss":  # the first steps (about 6 nats) would flatten the rest
+            axis.set_yscale("log")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
         figure.tight_layout()
