@@ -219,10 +219,6 @@ class OracleStream(torch.utils.data.IterableDataset):
         config = self.config
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        if info is not None:  # one thread per worker process: OpenCV's pool would oversubscribe
-            import cv2
-
-            cv2.setNumThreads(1)
         env = DrawSpatialEnv(
             task=config.task,
             difficulty=config.difficulty,
