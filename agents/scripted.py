@@ -165,9 +165,11 @@ def _whole(op: Operation, size: tuple[int, int]) -> Operation:
             min(height, math.ceil(y2)),
         )
         return Box(op.index, bbox, op.label)
-    start = (min(width, max(0, round(op.start[0]))), min(height, max(0, round(op.start[1]))))
-    end = (min(width, max(0, round(op.end[0]))), min(height, max(0, round(op.end[1]))))
-    return Line(op.index, start, end, op.label)
+
+    def pixel(point: tuple[float, float]) -> tuple[int, int]:
+        return min(width, max(0, round(point[0]))), min(height, max(0, round(point[1])))
+
+    return Line(op.index, pixel(op.start), pixel(op.end), op.label)
 
 
 def _misplaced(op: Box, size: tuple[int, int], rng: np.random.Generator) -> Box:
