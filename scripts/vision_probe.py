@@ -1,0 +1,211 @@
+"""Can a from-scratch model learn to read the counting images at all? (docs/results.md)
+
+The cheapest test of image use: answer counting questions directly, no drawing, no system
+prompt, and watch held-out accuracy against the text-only floor. A model that cannot learn
+this cannot learn to draw the right boxes either.
+
+    python scripts/vision_probe.py data OUT.pt --items 16000        # env episodes, 224x224
+    python scripts/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision] [--lr 1e-3]
+        [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
+
+``data`` plays ``env.reset`` for train seeds from 10,000,000 and validation seeds from
+2,000,000 (never the test seeds), keeping the 224x224 images as uint8. ``train`` patches them on
+the GPU exactly as the model's processor does (checked against it at start-up) and writes
+``RUN_DIR/metrics.jsonl``: loss, validation accuracy, MRA and the answer token's loss (the
+text-only floor is ln 8 = 2.08: eight equally likely answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRAIN_SEED, VALID_SEED = 10_000_000, 2_000_000
+SUITE = {"task": "counting", "difficulty": 1, "max_pixels": 50176}
+
+
+def _episode(seed: int) -> tuple[np.ndarray, str, int]:
+    from drawenv.env import DrawSpatialEnv
+
+    global _ENV
+    if "_ENV" not in globals():
+        _ENV = DrawSpatialEnv(**SUITE)
+    obs, _ = _ENV.reset(seed=seed)
+    return np.array(obs["images"][0]), obs["text"], int(_ENV.task.answer)
+
+
+def make_data(out: Path, items: int, valid: int) -> None:
+    seeds = [TRAIN_SEED + k for k in range(items)] + [VALID_SEED + k for k in range(valid)]
+    with multiprocessing.Pool() as pool:
+        episodes = pool.map(_episode, seeds, chunksize=64)
+    images, texts, answers = zip(*episodes)
+    torch.save(
+        {
+            "images": torch.from_numpy(np.stack(images)),
+            "texts": list(texts),
+            "answers": torch.tensor(answers),
+            "train": items,
+        },
+        out,
+    )
+    print(f"{out}: {items} train + {valid} validation episodes")
+
+
+def patchify(images: torch.Tensor, processor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images as Qwen2-VL pixel patches (N*h*w, 3*2*14*14), as the image
+    processor makes them for images it does not resize."""
+    ip = processor.image_processor
+    p, m, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
+    mean = torch.tensor(ip.image_mean, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(ip.image_std, device=images.device).view(1, 3, 1, 1)
+    x = (images.permute(0, 3, 1, 2).float() * ip.rescale_factor - mean) / std
+    n, c, height, width = x.shape
+    gh, gw = height // p, width // p
+    x = x.unsqueeze(1).expand(n, t, c, height, width)
+    x = x.reshape(n, t, c, gh // m, m, p, gw // m, m, p)
+    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return x.reshape(n * gh * gw, c * t * p * p)
+
+
+def train(args: argparse.Namespace) -> None:
+    from agents.policy import VLMPolicy
+    from drawenv import rewards
+
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    policy = VLMPolicy.from_pretrained(args.model, device=device)
+    model = policy.model.train()
+    data = torch.load(args.data)
+    images, answers, n_train = data["images"], data["answers"], data["train"]
+
+    # Token ids: prompt (image + question) then "<answer> k </answer>" and the end token.
+    cache: dict[str, object] = {}  # a few hundred distinct questions; the image sets no ids
+    for text in data["texts"]:
+        if text not in cache:
+            cache[text] = policy.prompt_segment("", text, [images[0].numpy()])
+    segments = [cache[text] for text in data["texts"]]
+    check = policy.encode_images([images[0].numpy()])[0]
+    assert torch.allclose(patchify(images[:1], policy.processor), check, atol=1e-4)
+    grid = segments[0].image_grid_thw
+    ends = [policy.tokenizer(f"<answer> {int(a)} </answer>", add_special_tokens=False)["input_ids"]
+            for a in answers]
+    digit = {k: policy.tokenizer(f"<answer> {k} </answer>", add_special_tokens=False)["input_ids"]
+             for k in range(1, 9)}
+    prefix = next(i for i, (a, b) in enumerate(zip(digit[1], digit[2])) if a != b)
+    assert all(len(d) == len(digit[1]) for d in digit.values()), "answers of one token each"
+    digit_ids = torch.tensor([digit[k][prefix] for k in range(1, 9)], device=device)
+    rows = [s.ids + e for s, e in zip(segments, ends)]
+    answer_at = [len(s.ids) + prefix for s in segments]  # position of the digit token
+
+    vision = [p for n, p in model.named_parameters() if "visual" in n]
+    text = [p for n, p in model.named_parameters() if "visual" not in n]
+    if args.freeze_vision:
+        for p in vision:
+            p.requires_grad_(False)
+    groups = [{"params": text, "lr": args.lr}]
+    if not args.freeze_vision:
+        groups.append({"params": vision, "lr": args.vision_lr or args.lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    peak = [g["lr"] for g in optimizer.param_groups]
+    images = images.to(device)
+
+    def batch(index: list[int]):
+        length = max(len(rows[i]) for i in index)
+        ids = torch.full((len(index), length), policy.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, i in enumerate(index):
+            ids[r, : len(rows[i])] = torch.tensor(rows[i])
+            mask[r, : len(rows[i])] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        thw = grid.repeat(len(index), 1).to(device)
+        pixels = patchify(images[index], policy.processor)
+        positions = policy._positions(ids, mask, thw)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                           pixel_values=pixels, image_grid_thw=thw).logits.float()
+        targets = torch.full_like(ids, -100)
+        for r, i in enumerate(index):
+            start = len(segments[i].ids)
+            targets[r, start - 1 : len(rows[i]) - 1] = ids[r, start : len(rows[i])]
+        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets)
+        at = torch.tensor([answer_at[i] - 1 for i in index], device=device)
+        answer_logits = logits[torch.arange(len(index), device=device), at]
+        return loss, answer_logits
+
+    run = Path(args.run)
+    run.mkdir(parents=True, exist_ok=True)
+    log = open(run / "metrics.jsonl", "w")
+    generator = torch.Generator().manual_seed(args.seed)
+    valid = list(range(n_train, len(rows)))
+    start = time.time()
+    for step in range(args.steps + 1):
+        if step % args.eval_every == 0:
+            model.eval()
+            correct, mra, answer_loss = 0.0, 0.0, 0.0
+            with torch.no_grad():
+                for k in range(0, len(valid), 256):
+                    index = valid[k : k + 256]
+                    _, answer_logits = batch(index)
+                    truth = answers[index].to(device)
+                    digit_logits = answer_logits[:, digit_ids]
+                    guess = digit_logits.argmax(-1) + 1
+                    correct += float((guess == truth).sum())
+                    mra += float(np.sum(rewards.mra(guess.cpu().numpy(), truth.cpu().numpy())))
+                    answer_loss += float(torch.nn.functional.cross_entropy(
+                        answer_logits, digit_ids[truth - 1], reduction="sum"))
+            n = len(valid)
+            record = {"step": step, "accuracy": correct / n, "mra": mra / n,
+                      "answer_loss": answer_loss / n, "seconds": round(time.time() - start, 1)}
+            print(json.dumps(record), flush=True)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            model.train()
+        if step == args.steps:
+            break
+        factor = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for g, lr in zip(optimizer.param_groups, peak):
+            g["lr"] = lr * factor
+        index = torch.randint(0, n_train, (args.batch,), generator=generator).tolist()
+        loss, _ = batch(index)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % 50 == 0:
+            log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    data = sub.add_parser("data")
+    data.add_argument("out", type=Path)
+    data.add_argument("--items", type=int, default=16000)
+    data.add_argument("--valid", type=int, default=512)
+    fit = sub.add_parser("train")
+    fit.add_argument("model")
+    fit.add_argument("data")
+    fit.add_argument("run")
+    fit.add_argument("--freeze-vision", action="store_true")
+    fit.add_argument("--lr", type=float, default=1e-3)
+    fit.add_argument("--vision-lr", type=float, default=None)
+    fit.add_argument("--steps", type=int, default=4000)
+    fit.add_argument("--batch", type=int, default=64)
+    fit.add_argument("--eval-every", type=int, default=250)
+    fit.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.stage == "data":
+        make_data(args.out, args.items, args.valid)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
