@@ -74,8 +74,27 @@ def patchify(images: torch.Tensor, processor) -> torch.Tensor:
     return x.reshape(n * gh * gw, c * t * p * p)
 
 
+def answer_tokens(tokenizer) -> tuple[list[list[int]], int]:
+    """The ids of "<answer> k </answer>" for k = 1..8 and the one place where they differ:
+    as the tokenizer writes them when the eight differ in one token only, else with the digit
+    tokenised on its own (byte-level BPE holds every digit)."""
+
+    def tokens(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    natural = [tokens(f"<answer> {k} </answer>") for k in range(1, 9)]
+    split = [tokens("<answer> ") + tokens(str(k)) + tokens(" </answer>") for k in range(1, 9)]
+    for candidates in (natural, split):
+        if len({len(ids) for ids in candidates}) == 1:
+            places = {i for i, column in enumerate(zip(*candidates)) if len(set(column)) > 1}
+            if len(places) == 1 and len({ids[min(places)] for ids in candidates}) == 8:
+                return candidates, places.pop()
+    raise ValueError("Expected the answers 1-8 to differ in one token; this tokenizer splits them.")
+
+
 def train(args: argparse.Namespace) -> None:
     from agents.policy import VLMPolicy
+    from agents.train_sft import freeze_vision_tower, vision_tower
     from drawenv import rewards
 
     torch.manual_seed(args.seed)
@@ -94,23 +113,17 @@ def train(args: argparse.Namespace) -> None:
     check = policy.encode_images([images[0].numpy()])[0]
     assert torch.allclose(patchify(images[:1], policy.processor), check, atol=1e-4)
     grid = segments[0].image_grid_thw
-    ends = [policy.tokenizer(f"<answer> {int(a)} </answer>", add_special_tokens=False)["input_ids"]
-            for a in answers]
-    digit = {k: policy.tokenizer(f"<answer> {k} </answer>", add_special_tokens=False)["input_ids"]
-             for k in range(1, 9)}
-    prefix = next(i for i, (a, b) in enumerate(zip(digit[1], digit[2])) if a != b)
-    assert all(len(d) == len(digit[1]) for d in digit.values()), "answers of one token each"
-    digit_ids = torch.tensor([digit[k][prefix] for k in range(1, 9)], device=device)
-    rows = [s.ids + e for s, e in zip(segments, ends)]
-    answer_at = [len(s.ids) + prefix for s in segments]  # position of the digit token
+    answers_ids, place = answer_tokens(policy.tokenizer)
+    digit_ids = torch.tensor([ids[place] for ids in answers_ids], device=device)
+    rows = [s.ids + answers_ids[int(a) - 1] for s, a in zip(segments, answers)]
+    answer_at = [len(s.ids) + place for s in segments]  # position of the digit token
 
-    vision = [p for n, p in model.named_parameters() if "visual" in n]
-    text = [p for n, p in model.named_parameters() if "visual" not in n]
-    if args.freeze_vision:
-        for p in vision:
-            p.requires_grad_(False)
+    vision = list(vision_tower(model).parameters())
+    text = [p for p in model.parameters() if all(p is not v for v in vision)]
     groups = [{"params": text, "lr": args.lr}]
-    if not args.freeze_vision:
+    if args.freeze_vision:
+        freeze_vision_tower(model)
+    else:
         groups.append({"params": vision, "lr": args.vision_lr or args.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
     peak = [g["lr"] for g in optimizer.param_groups]
@@ -128,8 +141,13 @@ def train(args: argparse.Namespace) -> None:
         pixels = patchify(images[index], policy.processor)
         positions = policy._positions(ids, mask, thw)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                           pixel_values=pixels, image_grid_thw=thw).logits.float()
+            logits = model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                pixel_values=pixels,
+                image_grid_thw=thw,
+            ).logits.float()
         targets = torch.full_like(ids, -100)
         for r, i in enumerate(index):
             start = len(segments[i].ids)
@@ -139,47 +157,50 @@ def train(args: argparse.Namespace) -> None:
         answer_logits = logits[torch.arange(len(index), device=device), at]
         return loss, answer_logits
 
+    valid = list(range(n_train, len(rows)))
+
+    @torch.no_grad()
+    def score() -> dict[str, float]:
+        correct, mra, answer_loss = 0.0, 0.0, 0.0
+        model.eval()
+        for k in range(0, len(valid), 256):
+            index = valid[k : k + 256]
+            _, answer_logits = batch(index)
+            truth = answers[index].to(device)
+            guess = answer_logits[:, digit_ids].argmax(-1) + 1
+            correct += float((guess == truth).sum())
+            mra += float(np.sum(rewards.mra(guess.cpu().numpy(), truth.cpu().numpy())))
+            answer_loss += torch.nn.functional.cross_entropy(
+                answer_logits, digit_ids[truth - 1], reduction="sum"
+            ).item()
+        model.train()
+        n = len(valid)
+        return {"accuracy": correct / n, "mra": mra / n, "answer_loss": answer_loss / n}
+
     run = Path(args.run)
     run.mkdir(parents=True, exist_ok=True)
-    log = open(run / "metrics.jsonl", "w")
     generator = torch.Generator().manual_seed(args.seed)
-    valid = list(range(n_train, len(rows)))
     start = time.time()
-    for step in range(args.steps + 1):
-        if step % args.eval_every == 0:
-            model.eval()
-            correct, mra, answer_loss = 0.0, 0.0, 0.0
-            with torch.no_grad():
-                for k in range(0, len(valid), 256):
-                    index = valid[k : k + 256]
-                    _, answer_logits = batch(index)
-                    truth = answers[index].to(device)
-                    digit_logits = answer_logits[:, digit_ids]
-                    guess = digit_logits.argmax(-1) + 1
-                    correct += float((guess == truth).sum())
-                    mra += float(np.sum(rewards.mra(guess.cpu().numpy(), truth.cpu().numpy())))
-                    answer_loss += float(torch.nn.functional.cross_entropy(
-                        answer_logits, digit_ids[truth - 1], reduction="sum"))
-            n = len(valid)
-            record = {"step": step, "accuracy": correct / n, "mra": mra / n,
-                      "answer_loss": answer_loss / n, "seconds": round(time.time() - start, 1)}
-            print(json.dumps(record), flush=True)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            model.train()
-        if step == args.steps:
-            break
-        factor = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        for g, lr in zip(optimizer.param_groups, peak):
-            g["lr"] = lr * factor
-        index = torch.randint(0, n_train, (args.batch,), generator=generator).tolist()
-        loss, _ = batch(index)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if step % 50 == 0:
-            log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
+    with open(run / "metrics.jsonl", "w", encoding="utf-8") as log:
+        for step in range(args.steps + 1):
+            if step % args.eval_every == 0 or step == args.steps:
+                record = {"step": step, **score(), "seconds": round(time.time() - start, 1)}
+                print(json.dumps(record), flush=True)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if step == args.steps:
+                break
+            warm = min(1.0, (step + 1) / 100)
+            for group, lr in zip(optimizer.param_groups, peak):
+                group["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+            index = torch.randint(0, n_train, (args.batch,), generator=generator).tolist()
+            loss, _ = batch(index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if step % 50 == 0:
+                log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
 
 
 def main() -> None:

@@ -1,0 +1,71 @@
+"""scripts/vision_probe.py on the CPU: its GPU patching matches the real image processor, and
+both stages run end to end on real env episodes with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from agents.testing import save_tiny_model, tiny_processor  # noqa: E402
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def probe(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / "vision_probe.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_patchify_gives_the_image_processors_pixel_patches(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    from vision_probe import patchify
+
+    processor = tiny_processor()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 56, 84, 3), dtype=np.uint8)
+    expected = processor.image_processor(images=list(images), return_tensors="pt")
+    patches = patchify(torch.from_numpy(images), processor)
+    # 2 images of 4x6 patches of 14 px; each row holds 3 channels x 2 frames x 14 x 14 values.
+    assert patches.shape == (2 * 4 * 6, 3 * 2 * 14 * 14)
+    torch.testing.assert_close(patches, expected["pixel_values"].float(), atol=1e-5, rtol=0)
+    # By hand: the first value is the top-left red pixel, rescaled and normalised.
+    ip = processor.image_processor
+    first = (images[0, 0, 0, 0] / 255 - ip.image_mean[0]) / ip.image_std[0]
+    assert patches[0, 0].item() == pytest.approx(first, abs=1e-5)
+
+
+def test_probe_makes_env_data_and_trains_the_tiny_model(tmp_path):
+    data = tmp_path / "probe.pt"
+    done = probe("data", str(data), "--items", "6", "--valid", "4")
+    assert done.returncode == 0, done.stderr
+    saved = torch.load(data)
+    assert saved["images"].shape == (10, 224, 224, 3) and saved["images"].dtype == torch.uint8
+    assert saved["train"] == 6
+    assert all(1 <= int(a) <= 8 for a in saved["answers"])
+    assert all("How many" in t or "Count the" in t for t in saved["texts"])
+
+    model = save_tiny_model(tmp_path / "tiny")
+    run = tmp_path / "run"
+    args = ("--steps", "2", "--batch", "2", "--eval-every", "1")
+    done = probe("train", str(model), str(data), str(run), "--freeze-vision", *args)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "accuracy" in r]
+    assert [r["step"] for r in evals] == [0, 1, 2]
+    for r in evals:  # 4 validation items: accuracy in quarters, MRA within [0, 1]
+        assert r["accuracy"] * 4 == int(r["accuracy"] * 4)
+        assert 0 <= r["mra"] <= 1 and np.isfinite(r["answer_loss"])
+    assert [r["step"] for r in rows if "loss" in r] == [0]
