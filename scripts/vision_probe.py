@@ -7,12 +7,16 @@ this cannot learn to draw the right boxes either.
     python scripts/vision_probe.py data OUT.pt --items 16000        # env episodes, 224x224
     python scripts/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision] [--lr 1e-3]
         [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
+    python scripts/vision_probe.py swap MODEL [--episodes 24]       # any checkpoint, CPU
 
 ``data`` plays ``env.reset`` for train seeds from 10,000,000 and validation seeds from
 2,000,000 (never the test seeds), keeping the 224x224 images as uint8. ``train`` patches them on
 the GPU exactly as the model's processor does (checked against it at start-up) and writes
 ``RUN_DIR/metrics.jsonl``: loss, validation accuracy, MRA and the answer token's loss (the
 text-only floor is ln 8 = 2.08: eight equally likely answers).
+
+``swap`` asks the same of a drawing model: its teacher-forced SFT loss on oracle episodes with
+their own images and with another episode's. Equal losses mean the images go unused.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TRAIN_SEED, VALID_SEED = 10_000_000, 2_000_000
+TRAIN_SEED, VALID_SEED, SWAP_SEED = 10_000_000, 2_000_000, 3_000_000
 SUITE = {"task": "counting", "difficulty": 1, "max_pixels": 50176}
 
 
@@ -203,6 +207,48 @@ def train(args: argparse.Namespace) -> None:
                 log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
 
 
+def swap(args: argparse.Namespace) -> dict[str, float]:
+    """Teacher-forced SFT loss of ``args.model`` on oracle episodes (seeds from 3,000,000) with
+    each episode's own images, and with those of another episode of the same image layout:
+    equal losses mean the model does not use the images."""
+    import copy
+    import tempfile
+
+    from agents.evaluate import play_episode
+    from agents.losses import sft_loss
+    from agents.policy import VLMPolicy
+    from agents.scripted import OracleAgent
+    from agents.sft_data import to_messages
+    from agents.train_sft import _batch, build_example
+    from drawenv.env import DrawSpatialEnv
+
+    policy = VLMPolicy.from_pretrained(args.model)
+    env = DrawSpatialEnv(**SUITE, coords=policy.coords, patch_factor=policy.patch_factor)
+
+    @torch.no_grad()
+    def loss(examples: list) -> float:
+        inputs = _batch(policy, examples)
+        mask = inputs.pop("loss_mask")
+        logits = policy.model(**inputs, use_cache=False).logits
+        return float(sft_loss(logits, inputs["input_ids"], mask))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, own = Path(tmp), []
+        for k in range(args.episodes):
+            record = play_episode(env, OracleAgent(), seed=SWAP_SEED + k, image_dir=root / str(k))
+            own.append(build_example(policy, to_messages(record), root))
+    swapped = [copy.copy(example) for example in own]
+    for i, example in enumerate(swapped):  # the next episode (cyclically) of the same layout
+        shape = own[i].pixel_values.shape
+        others = [own[(i + d) % len(own)] for d in range(1, len(own))]
+        example.pixel_values = next(
+            (o.pixel_values for o in others if o.pixel_values.shape == shape), own[i].pixel_values
+        )
+    result = {"own_images": loss(own), "swapped_images": loss(swapped)}
+    print(json.dumps(result))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
@@ -221,9 +267,14 @@ def main() -> None:
     fit.add_argument("--batch", type=int, default=64)
     fit.add_argument("--eval-every", type=int, default=250)
     fit.add_argument("--seed", type=int, default=0)
+    check = sub.add_parser("swap")
+    check.add_argument("model")
+    check.add_argument("--episodes", type=int, default=24)
     args = parser.parse_args()
     if args.stage == "data":
         make_data(args.out, args.items, args.valid)
+    elif args.stage == "swap":
+        swap(args)
     else:
         train(args)
 

@@ -69,3 +69,15 @@ def test_probe_makes_env_data_and_trains_the_tiny_model(tmp_path):
         assert r["accuracy"] * 4 == int(r["accuracy"] * 4)
         assert 0 <= r["mra"] <= 1 and np.isfinite(r["answer_loss"])
     assert [r["step"] for r in rows if "loss" in r] == [0]
+
+
+def test_swap_scores_own_and_swapped_images_apart(tmp_path):
+    model = save_tiny_model(tmp_path / "tiny")
+    done = probe("swap", str(model), "--episodes", "4")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # Random weights still read the pixels, so other images give another loss; both losses
+    # are near ln(vocabulary) for a random model.
+    assert result["own_images"] != result["swapped_images"]
+    for value in result.values():
+        assert 0 < value < 2 * np.log(1024)
