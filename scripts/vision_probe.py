@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -98,7 +99,7 @@ def answer_tokens(tokenizer) -> tuple[list[list[int]], int]:
 
 def train(args: argparse.Namespace) -> None:
     from agents.policy import VLMPolicy
-    from agents.train_sft import freeze_vision_tower, vision_tower
+    from agents.train_sft import autocast, freeze_vision_tower, vision_tower
     from drawenv import rewards
 
     torch.manual_seed(args.seed)
@@ -134,17 +135,14 @@ def train(args: argparse.Namespace) -> None:
     images = images.to(device)
 
     def batch(index: list[int]):
-        length = max(len(rows[i]) for i in index)
-        ids = torch.full((len(index), length), policy.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(index):
-            ids[r, : len(rows[i])] = torch.tensor(rows[i])
-            mask[r, : len(rows[i])] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        text_only = [
+            SimpleNamespace(ids=rows[i], pixel_values=None, image_grid_thw=None) for i in index
+        ]
+        ids, mask, _, _ = policy._batch(text_only, left=False)  # right-padded, on the device
         thw = grid.repeat(len(index), 1).to(device)
         pixels = patchify(images[index], policy.processor)
         positions = policy._positions(ids, mask, thw)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, "bfloat16"):
             logits = model(
                 input_ids=ids,
                 attention_mask=mask,
