@@ -12,7 +12,10 @@
 #                                      # runs/evidence/sft/final exists
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
 #                                      # runs/evidence/sft/final; each final model, the start and
-#                                      # the untrained init scored on the test items
+#                                      # the untrained init scored on the test items. With PART,
+#                                      # all unfinished runs at once for at most PART seconds,
+#                                      # resuming from their checkpoints; run it again on the same
+#                                      # machine until every run has finished and been scored
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS and SEEDS replace the
 # learning rates and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs share one.
@@ -31,8 +34,9 @@ SEEDS=(${SEEDS:-1 2})
 
 # run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments). There are
 # GPUS * PER_GPU slots; job i runs in slot i % slots, on GPU slot % GPUS, the jobs of one slot
-# one after another, all slots at once, each with its share of the CPU threads. Fails if any
-# job fails.
+# one after another, all slots at once, each with its share of the CPU threads. With
+# JOB_TIMEOUT, a job still running after that many seconds is stopped, which is no failure (the
+# trainers resume from their checkpoints). Fails if any job fails.
 run_jobs() {
   local logs=$1; shift
   local jobs=("$@") pids=() slot
@@ -43,8 +47,8 @@ run_jobs() {
       export CUDA_VISIBLE_DEVICES=$((slot % GPUS))
       export OMP_NUM_THREADS=$(( $(nproc) / slots > 0 ? $(nproc) / slots : 1 ))
       for ((i = slot; i < ${#jobs[@]}; i += slots)); do
-        bash scripts/evidence.sh ${jobs[i]} >"$logs/job$i.log" 2>&1 \
-          || { tail -20 "$logs/job$i.log"; exit 1; }
+        timeout "${JOB_TIMEOUT:-0}" bash scripts/evidence.sh ${jobs[i]} >>"$logs/job$i.log" 2>&1 \
+          || (( $? == 124 )) || { tail -20 "$logs/job$i.log"; exit 1; }
       done
     ) &
     pids+=($!)
@@ -127,9 +131,25 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
     fi
     jobs=()
     for arm in "${ARMS[@]}"; do
-      for seed in "${SEEDS[@]}"; do jobs+=("rl $arm $seed ${RL_ARGS:-}"); done
+      for seed in "${SEEDS[@]}"; do
+        [[ -d $RUNS/$arm-s$seed/final ]] || jobs+=("rl $arm $seed resume=true ${RL_ARGS:-}")
+      done
     done
-    run_jobs "$RUNS/logs/rl" "${jobs[@]}"
+    if [[ -n ${PART:-} ]]; then  # every unfinished run at once, each stopped after PART seconds
+      PER_GPU=${PER_GPU:-$(( (${#jobs[@]} + GPUS - 1) / GPUS ))} JOB_TIMEOUT=$PART \
+        run_jobs "$RUNS/logs/rl" "${jobs[@]}"
+    else
+      run_jobs "$RUNS/logs/rl" "${jobs[@]}"
+    fi
+    for arm in "${ARMS[@]}"; do
+      for seed in "${SEEDS[@]}"; do
+        if [[ ! -d $RUNS/$arm-s$seed/final ]]; then
+          echo "$arm-s$seed has not finished: run this phase again on the same machine"
+          pack rl-part
+          exit 0
+        fi
+      done
+    done
     jobs=("eval $RUNS/$start/final $start" "eval $RUNS/init init")
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
