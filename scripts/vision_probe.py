@@ -109,7 +109,7 @@ def train(args: argparse.Namespace) -> None:
     data = torch.load(args.data)
     images, answers, n_train = data["images"], data["answers"], data["train"]
 
-    # Token ids: prompt (image + question) then "<answer> k </answer>" and the end token.
+    # Token ids: the prompt (image + question), then "<answer> k </answer>".
     cache: dict[str, object] = {}  # a few hundred distinct questions; the image sets no ids
     for text in data["texts"]:
         if text not in cache:
