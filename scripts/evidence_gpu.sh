@@ -12,8 +12,8 @@
 #                                      # runs/evidence/sft/final exists
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
 #                                      # runs/evidence/sft/final; each final model, the start and
-#                                      # the untrained init scored on the test items. With PART,
-#                                      # all unfinished runs at once for at most PART seconds,
+#                                      # (where present) the untrained init scored on the test items.
+#                                      # With PART, all unfinished runs at once for at most PART seconds,
 #                                      # resuming from their checkpoints; run it again on the same
 #                                      # machine until every run has finished and been scored
 #
@@ -150,11 +150,13 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
         fi
       done
     done
-    jobs=("eval $RUNS/$start/final $start" "eval $RUNS/init init")
+    jobs=("eval $RUNS/$start/final $start")
+    # the untrained init, where this machine has it (a fresh one is given only the start)
+    [[ -d $RUNS/init ]] && jobs+=("eval $RUNS/init init")
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
     done
-    run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
+    PER_GPU=${PER_GPU:-$(( (${#jobs[@]} + GPUS - 1) / GPUS ))} run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
     pack rl
     ;;
   pack)
