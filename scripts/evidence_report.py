@@ -9,14 +9,21 @@ corr the Pearson correlation of predicted and true counts, near 0 for a model th
 at the image and 0 when its predictions never change). Every ``NAME/metrics.jsonl`` becomes a
 training curve: SFT runs (``train/loss``, and ``eval/accuracy`` and ``eval/corr`` when the run
 validated as it trained) and RL runs (``rollout/reward_mean``, ``rollout/zero_std_groups``
-and the termination reasons). With ``--plots DIR`` the curves are also drawn as PNG files
-(needs matplotlib, in the ``train`` extra).
+and the termination reasons), and each RL run a row of the RL table: the first and last steps'
+batch reward, share of zero-std groups and share of episodes ending in an answer (means over
+``--window`` steps), and its terminations over all of training. With ``--start NAME``, each held-out
+row also gets its accuracy difference from evaluation NAME of the same folder, item by item, with
+a 95% bootstrap interval over the items (the spread of the test set, not of the seeds). With
+``--plots DIR`` the curves are also drawn as PNG files (needs matplotlib, in the ``train``
+extra): one panel per LABEL, and the seeds of an arm (runs named ``ARM-sSEED``) in one colour,
+thin, with their mean drawn thick.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +36,108 @@ def _label(spec: str) -> tuple[str, Path]:
     return (label, Path(path)) if sep else ("", Path(spec))
 
 
-def eval_row(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One held-out table row from an evaluation's records."""
+def eval_row(
+    name: str, results: list[dict[str, Any]], start: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """One held-out table row from an evaluation's records; with ``start``, also ``delta``."""
     (summary,) = summarise(results)
     metrics = {key.removeprefix("eval/"): value for key, value in eval_metrics(results).items()}
-    return {
+    row = {
         "run": name,
         **metrics,
         "turns": summary["turns"],
         "reflection": summary["reflection"],
         "terminations": summary["terminations"],
     }
+    if start is not None:
+        row["delta"] = paired_difference(results, start)
+    return row
+
+
+def paired_difference(
+    results: list[dict[str, Any]], start: list[dict[str, Any]], draws: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean accuracy of ``results`` minus that of ``start`` on the same items (matched by reset
+    seed), with the 2.5% and 97.5% points of its bootstrap over the items."""
+    before = {r["seed"]: r["accuracy"] for r in start}
+    if sorted(before) != sorted(r["seed"] for r in results):
+        raise ValueError(
+            "paired_difference needs two evaluations of the same items (reset seeds): evaluate "
+            "both models with the same --seed and -n."
+        )
+    diffs = [r["accuracy"] - before[r["seed"]] for r in results]
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(draws))
+    return sum(diffs) / len(diffs), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
 def eval_table(rows: list[dict[str, Any]]) -> str:
+    delta = any("delta" in r for r in rows)
     lines = [
-        "| run | episodes | accuracy (MRA) | exact | format | answered | ops | turns | "
-        "reflection | corr(pred, truth) | terminations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | episodes | accuracy (MRA) | "
+        + ("difference from the start [95% interval] | " if delta else "")
+        + "exact | format | answered | ops | turns | reflection | corr(pred, truth) | "
+        "terminations |",
+        "|---|---|---|" + ("---|" if delta else "") + "---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         corr = f"{r['corr']:+.2f}"
         ends = ", ".join(f"{k} {v}" for k, v in r["terminations"].items())
+        diff = ""
+        if delta:
+            diff = "{:+.3f} [{:+.3f}, {:+.3f}] | ".format(*r["delta"]) if "delta" in r else "| "
         lines.append(
-            f"| {r['run']} | {r['episodes']:.0f} | {r['accuracy']:.3f} | {r['exact']:.3f} | "
+            f"| {r['run']} | {r['episodes']:.0f} | {r['accuracy']:.3f} | {diff}{r['exact']:.3f} | "
             f"{r['format']:.2f} | {r['answered']:.2f} | {r['operations']:.1f} | "
             f"{r['turns']:.1f} | {r['reflection']:.2f} | {corr} | {ends} |"
         )
     return "\n".join(lines)
+
+
+def rl_row(name: str, lines: list[dict[str, Any]], window: int = 4) -> dict[str, Any]:
+    """An RL run's first and last ``window`` steps (means) of the batch reward, the share of
+    zero-std groups and the share of episodes ending in an answer; its terminations in all."""
+    steps = [line for line in lines if "rollout/reward_mean" in line]
+    row: dict[str, Any] = {"run": name, "steps": steps[-1]["step"]}
+    for key in ("rollout/reward_mean", "rollout/zero_std_groups", "rollout/answer_share"):
+        values = [line[key] for line in steps]
+        row[key] = (
+            sum(values[:window]) / len(values[:window]),
+            sum(values[-window:]) / len(values[-window:]),
+        )
+    ends: dict[str, int] = {}
+    for line in steps:
+        for key, count in line.items():
+            if key.startswith("rollout/termination/"):
+                reason = key.removeprefix("rollout/termination/")
+                ends[reason] = ends.get(reason, 0) + int(count)
+    row["terminations"] = dict(sorted(ends.items(), key=lambda item: -item[1]))
+    return row
+
+
+def rl_table(rows: list[dict[str, Any]], window: int = 4) -> str:
+    lines = [
+        f"| run | steps | batch reward, first {window} → last {window} steps | zero-std groups | "
+        "episodes ending in an answer | terminations over training |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [
+            "{:.3f} → {:.3f}".format(*r[key])
+            for key in ("rollout/reward_mean", "rollout/zero_std_groups", "rollout/answer_share")
+        ]
+        ends = ", ".join(f"{k} {v}" for k, v in r["terminations"].items())
+        lines.append(f"| {r['run']} | {r['steps']} | {' | '.join(cells)} | {ends} |")
+    return "\n".join(lines)
+
+
+def with_answer_share(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rollout/answer_share`` added to each RL step: episodes ending in an answer / episodes."""
+    for line in lines:
+        if line.get("rollout/episodes"):
+            answered = line.get("rollout/termination/answer", 0.0)
+            line["rollout/answer_share"] = answered / line["rollout/episodes"]
+    return lines
 
 
 def curve_row(name: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,8 +153,14 @@ def curve_row(name: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def arm_of(name: str) -> str:
+    """The arm of a run named ``ARM-sSEED`` (the name itself when it has no seed)."""
+    return re.sub(r"-s\d+$", "", name)
+
+
 def plot_curves(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[Path]:
-    """One PNG per metric found in any run: its value against the step, one line per run."""
+    """One PNG per metric found in any run: its value against the step, one panel per label
+    (runs named ``LABEL: RUN``), the seeds of one arm in one colour with their mean thick."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,22 +172,53 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[Path
         "train/loss": ("SFT loss (assistant tokens)", "results_sft_loss.png"),
         "rollout/reward_mean": ("RL reward (mean over the batch)", "results_rl_reward.png"),
         "rollout/zero_std_groups": ("share of zero-std groups", "results_rl_zero_std.png"),
+        "rollout/answer_share": ("share of episodes ending in an answer", "results_rl_answer.png"),
         "eval/accuracy": ("validation accuracy (MRA)", "results_eval_accuracy.png"),
         "eval/corr": ("validation corr(predicted, true count)", "results_eval_corr.png"),
     }
     for key, (title, filename) in titles.items():
-        runs = {name: [(m["step"], m[key]) for m in ms if key in m] for name, ms in curves.items()}
-        runs = {name: points for name, points in runs.items() if points}
-        if not runs:
+        panels: dict[str, dict[str, dict[str, list]]] = {}  # label -> arm -> run -> points
+        for name, lines in curves.items():
+            points = [(m["step"], m[key]) for m in lines if key in m]
+            if points:
+                label, _, run = name.rpartition(": ")
+                panels.setdefault(label, {}).setdefault(arm_of(run), {})[run] = points
+        if not panels:
             continue
-        figure, axis = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-        for name, points in runs.items():
-            axis.plot(*zip(*points), label=name, linewidth=1.2)
-        axis.set(title=title, xlabel="optimiser step")
-        if key == "train/loss":  # the first steps (about 6 nats) would flatten the rest
-            axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        figure, axes = plt.subplots(
+            1,
+            len(panels),
+            figsize=(2.2 + 4.2 * len(panels), 3.6),
+            dpi=110,
+            sharey=True,
+            squeeze=False,
+        )
+        colours: dict[str, str] = {}  # one colour an arm in every panel
+        for arms in panels.values():
+            for arm in arms:
+                colours.setdefault(arm, f"C{len(colours)}")
+        for axis, (label, arms) in zip(axes[0], panels.items()):
+            for arm, runs in arms.items():
+                style = {"color": colours[arm]}
+                if len(runs) == 1:
+                    axis.plot(*zip(*next(iter(runs.values()))), label=arm, linewidth=1.2, **style)
+                    continue
+                for points in runs.values():
+                    axis.plot(*zip(*points), linewidth=0.7, alpha=0.35, **style)
+                by_step: dict[int, list[float]] = {}
+                for points in runs.values():
+                    for step, value in points:
+                        by_step.setdefault(step, []).append(value)
+                steps = sorted(s for s, values in by_step.items() if len(values) == len(runs))
+                means = [sum(by_step[s]) / len(runs) for s in steps]
+                axis.plot(steps, means, label=f"{arm} (mean of {len(runs)})", linewidth=2, **style)
+            axis.set(title=label or title, xlabel="optimiser step")
+            if key == "train/loss":  # the first steps (about 6 nats) would flatten the rest
+                axis.set_yscale("log")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
+        if len(panels) > 1 or next(iter(panels)):
+            figure.suptitle(title)
         figure.tight_layout()
         figure.savefig(out / filename)
         plt.close(figure)
@@ -111,20 +229,37 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], out: Path) -> list[Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run folders, optionally LABEL=FOLDER")
+    parser.add_argument(
+        "--start", help="also compare each evaluation with eval/START, item by item"
+    )
+    parser.add_argument("--window", type=int, default=4, help="steps averaged in the RL table")
     parser.add_argument("--plots", type=Path, help="write the training curves as PNG here")
     args = parser.parse_args()
     rows, curves = [], {}
     for label, folder in map(_label, args.runs):
         prefix = f"{label}: " if label else ""
+        start = None
+        if args.start and (folder / "eval" / args.start / "results.jsonl").exists():
+            start = read_metrics(folder / "eval" / args.start / "results.jsonl")
         for path in sorted(folder.glob("eval/*/results.jsonl")):
-            results = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
-            rows.append(eval_row(prefix + path.parent.name, results))
+            results = read_metrics(path)
+            rows.append(eval_row(prefix + path.parent.name, results, start))
         for path in sorted(folder.glob("*/metrics.jsonl")):
-            curves[prefix + path.parent.name] = read_metrics(path)
+            curves[prefix + path.parent.name] = with_answer_share(read_metrics(path))
     print(eval_table(rows))
-    print()
+    rl = {
+        name: lines
+        for name, lines in curves.items()
+        if any("rollout/episodes" in line for line in lines)
+    }
+    if rl:
+        print()
+        print(
+            rl_table([rl_row(name, lines, args.window) for name, lines in rl.items()], args.window)
+        )
     for name, lines in curves.items():
-        print(curve_row(name, lines))
+        if name not in rl:
+            print(curve_row(name, lines))
     if args.plots:
         for path in plot_curves(curves, args.plots):
             print(f"wrote {path}")

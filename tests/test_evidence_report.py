@@ -1,0 +1,116 @@
+"""scripts/evidence_report.py: the paired difference and the RL table by hand, then the whole
+report on real evaluation records written by `drawenv eval`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def report(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    import evidence_report
+
+    return evidence_report
+
+
+def records(accuracies: list[float], first_seed: int = 100) -> list[dict]:
+    return [{"seed": first_seed + i, "accuracy": a} for i, a in enumerate(accuracies)]
+
+
+def test_paired_difference_by_hand(report):
+    # Item differences 1, 0, 0: mean 1/3. A resampled mean is 0 with probability (2/3)^3 = 0.30
+    # and 1 with probability (1/3)^3 = 0.037, both more than 2.5%: the interval is [0, 1].
+    mean, low, high = report.paired_difference(records([1, 0.5, 1]), records([0, 0.5, 1]))
+    assert mean == pytest.approx(1 / 3)
+    assert (low, high) == (0.0, 1.0)
+    # Items are matched by seed, not by position.
+    shuffled = records([1, 0.5, 1])[::-1]
+    assert report.paired_difference(shuffled, records([0, 0.5, 1]))[0] == pytest.approx(1 / 3)
+    # The same difference on every item: no spread at all.
+    assert report.paired_difference(records([0.5, 1.0]), records([0.25, 0.75])) == (0.25,) * 3
+
+
+def test_paired_difference_refuses_different_items(report):
+    with pytest.raises(ValueError, match="same items"):
+        report.paired_difference(records([1, 1]), records([1, 1], first_seed=7))
+
+
+def rl_step(step: int, reward: float, zero_std: float, answered: int) -> dict:
+    return {
+        "step": step,
+        "rollout/episodes": 4.0,
+        "rollout/reward_mean": reward,
+        "rollout/zero_std_groups": zero_std,
+        "rollout/termination/answer": float(answered),
+        "rollout/termination/max_turns": float(4 - answered),
+    }
+
+
+RL_LINES = [
+    rl_step(1, 0.1, 0.0, 4),
+    rl_step(2, 0.3, 0.5, 4),
+    rl_step(3, 0.5, 0.5, 2),
+    rl_step(4, 0.5, 0.0, 2),
+    rl_step(5, 0.6, 0.5, 3),
+    rl_step(6, 0.8, 1.0, 1),
+]
+
+
+def test_rl_row_and_table_by_hand(report):
+    row = report.rl_row("grpo-s1", report.with_answer_share([dict(x) for x in RL_LINES]), 2)
+    assert row["steps"] == 6
+    assert row["rollout/reward_mean"] == pytest.approx((0.2, 0.7))
+    assert row["rollout/zero_std_groups"] == pytest.approx((0.25, 0.75))
+    assert row["rollout/answer_share"] == pytest.approx((1.0, 0.5))  # (4+4)/8 and (3+1)/8
+    assert row["terminations"] == {"answer": 16, "max_turns": 8}
+    table = report.rl_table([row], 2)
+    assert table.splitlines()[-1] == (
+        "| grpo-s1 | 6 | 0.200 → 0.700 | 0.250 → 0.750 | 1.000 → 0.500 | answer 16, max_turns 8 |"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "arm"),
+    [("grpo_snra-s12", "grpo_snra"), ("ap_grpo-s1", "ap_grpo"), ("sft_E1_lr3e-4", "sft_E1_lr3e-4")],
+)
+def test_arm_of(report, name, arm):
+    assert report.arm_of(name) == arm
+
+
+def test_report_on_real_evaluations(tmp_path):
+    pytest.importorskip("matplotlib")
+    runs = tmp_path / "runs"
+    for agent in ("oracle", "answer_only"):
+        subprocess.run(
+            [sys.executable, "-m", "agents.cli", "eval", "--agent", agent, "--task", "counting",
+             "--difficulty", "1", "-n", "3", "--seed", "5", "--out", str(runs / "eval" / agent)],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    (runs / "grpo-s1").mkdir()
+    (runs / "grpo-s1" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in RL_LINES))
+    out = subprocess.run(
+        [sys.executable, str(SCRIPTS / "evidence_report.py"), f"a={runs}", "--start", "oracle",
+         "--window", "2", "--plots", str(tmp_path / "plots")],
+        check=True, capture_output=True, text=True, timeout=300,
+    ).stdout  # fmt: skip
+    lines = out.splitlines()
+    oracle = next(line for line in lines if line.startswith("| a: oracle |"))
+    assert oracle.startswith("| a: oracle | 3 | 1.000 | +0.000 [+0.000, +0.000] | 1.000 | 1.00 |")
+    answer_only = [
+        json.loads(line)
+        for line in (runs / "eval" / "answer_only" / "results.jsonl").read_text().splitlines()
+    ]
+    mean = sum(r["accuracy"] for r in answer_only) / 3
+    row = next(line for line in lines if line.startswith("| a: answer_only |"))
+    assert row.split(" | ")[3].startswith(f"{mean - 1:+.3f} [")
+    assert "| a: grpo-s1 | 6 | 0.200 → 0.700 | 0.250 → 0.750 | 1.000 → 0.500 |" in out
+    for name in ("reward", "zero_std", "answer"):
+        assert (tmp_path / "plots" / f"results_rl_{name}.png").stat().st_size > 1000
