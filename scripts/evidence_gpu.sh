@@ -17,7 +17,7 @@
 #                                      # resuming from their checkpoints; run it again on the same
 #                                      # machine until every run has finished and been scored
 #
-# SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS and SEEDS replace the
+# SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace the
 # learning rates and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs share one.
 #
 # Then `pack PHASE [MODEL]` writes what docs/results.md needs (metrics, configs, evaluation
@@ -29,7 +29,7 @@ RUNS=runs/evidence
 GPUS=${GPUS:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-$RUNS/out}
 LRS=(${LRS:-3e-4 6e-4 1e-3 2e-3})
-ARMS=(grpo ap_grpo grpo_snra)
+ARMS=(${ARMS:-grpo ap_grpo grpo_snra})
 SEEDS=(${SEEDS:-1 2})
 
 # run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments). There are
