@@ -13,7 +13,8 @@ and the termination reasons), and each RL run a row of the RL table: the first a
 batch reward, share of zero-std groups and share of episodes ending in an answer (means over
 ``--window`` steps), and its terminations over all of training. With ``--start NAME``, each held-out
 row also gets its accuracy difference from evaluation NAME of the same folder, item by item, with
-a 95% bootstrap interval over the items (the spread of the test set, not of the seeds). With
+a 95% bootstrap interval over the items (the spread of the test set, not of the seeds); with
+``--constant N`` (repeatable), the same difference from always answering N, scored with MRA. With
 ``--plots DIR`` the curves are also drawn as PNG files (needs matplotlib, in the ``train``
 extra): one panel per LABEL, and the seeds of an arm (runs named ``ARM-sSEED``) in one colour,
 thin, with their mean drawn thick.
@@ -29,6 +30,7 @@ from typing import Any
 
 from agents.evaluate import summarise
 from agents.metrics import eval_metrics, read_metrics
+from drawenv.rewards import mra
 
 
 def _label(spec: str) -> tuple[str, Path]:
@@ -69,6 +71,30 @@ def paired_difference(
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(draws))
     return sum(diffs) / len(diffs), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+
+def constant_answer(results: list[dict[str, Any]], answer: float) -> list[dict[str, Any]]:
+    """The records of always answering ``answer`` on the items of ``results`` (MRA scored)."""
+    return [
+        {"seed": r["seed"], "accuracy": float(mra(answer, float(r["answer"])))} for r in results
+    ]
+
+
+def constant_table(evaluations: dict[str, list[dict[str, Any]]], answers: list[float]) -> str:
+    """Each evaluation's difference from always answering each of ``answers``, item by item."""
+    lines = [
+        "| run | " + " | ".join(f"always {a:g}" for a in answers) + " |",
+        "|---|" + "---|" * len(answers),
+    ]
+    for name, results in evaluations.items():
+        cells = [
+            "{:+.3f} [{:+.3f}, {:+.3f}]".format(
+                *paired_difference(results, constant_answer(results, a))
+            )
+            for a in answers
+        ]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def eval_table(rows: list[dict[str, Any]]) -> str:
@@ -232,10 +258,17 @@ def main() -> None:
     parser.add_argument(
         "--start", help="also compare each evaluation with eval/START, item by item"
     )
+    parser.add_argument(
+        "--constant",
+        type=float,
+        action="append",
+        default=[],
+        help="also compare each evaluation with always answering this number (repeatable)",
+    )
     parser.add_argument("--window", type=int, default=4, help="steps averaged in the RL table")
     parser.add_argument("--plots", type=Path, help="write the training curves as PNG here")
     args = parser.parse_args()
-    rows, curves = [], {}
+    rows, curves, evaluations = [], {}, {}
     for label, folder in map(_label, args.runs):
         prefix = f"{label}: " if label else ""
         start = None
@@ -244,9 +277,13 @@ def main() -> None:
         for path in sorted(folder.glob("eval/*/results.jsonl")):
             results = read_metrics(path)
             rows.append(eval_row(prefix + path.parent.name, results, start))
+            evaluations[prefix + path.parent.name] = results
         for path in sorted(folder.glob("*/metrics.jsonl")):
             curves[prefix + path.parent.name] = with_answer_share(read_metrics(path))
     print(eval_table(rows))
+    if args.constant:
+        print()
+        print(constant_table(evaluations, args.constant))
     rl = {
         name: lines
         for name, lines in curves.items()

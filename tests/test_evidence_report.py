@@ -43,6 +43,25 @@ def test_paired_difference_refuses_different_items(report):
         report.paired_difference(records([1, 1]), records([1, 1], first_seed=7))
 
 
+def test_constant_answers_are_scored_with_mra(report):
+    results = [
+        {"seed": 1, "answer": "4", "accuracy": 1.0},
+        {"seed": 2, "answer": "8", "accuracy": 0.5},
+    ]
+    # MRA(4, 8): relative error 0.5 passes no threshold. MRA(6, 8): 0.25 passes θ = 0.50-0.70,
+    # 5 of 10. MRA(6, 4): 0.5 passes none.
+    assert report.constant_answer(results, 4) == [
+        {"seed": 1, "accuracy": 1.0},
+        {"seed": 2, "accuracy": 0.0},
+    ]
+    assert [r["accuracy"] for r in report.constant_answer(results, 6)] == [0.0, 0.5]
+    table = report.constant_table({"m": results}, [4, 6]).splitlines()
+    assert table[0] == "| run | always 4 | always 6 |"
+    # differences: against 4, 0 and +0.5 (mean 0.25); against 6, +1 and 0 (mean 0.5)
+    assert table[2].startswith("| m | +0.250 [")
+    assert "| +0.500 [" in table[2]
+
+
 def rl_step(step: int, reward: float, zero_std: float, answered: int) -> dict:
     return {
         "step": step,
