@@ -20,7 +20,13 @@ from safetensors.torch import load_file  # noqa: E402
 
 from agents.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
 from agents.config import GRPOConfig  # noqa: E402
-from agents.metrics import correlation, eval_metrics, read_metrics, rollout_metrics  # noqa: E402
+from agents.metrics import (  # noqa: E402
+    correlation,
+    eval_metrics,
+    plot_metrics,
+    read_metrics,
+    rollout_metrics,
+)
 from agents.policy import GenerationSettings  # noqa: E402
 from agents.testing import save_tiny_model, tiny_model  # noqa: E402
 from agents.train_grpo import (  # noqa: E402
@@ -354,6 +360,23 @@ def test_eval_metrics_of_hand_made_records():
         correlation([(8.0, 1.0), (8.0, 5.0)]) is None and eval_metrics(constant)["eval/corr"] == 0
     )
     assert correlation([(1, 3), (2, 2), (3, 1)]) == pytest.approx(-1.0)
+
+
+def test_plot_metrics_draws_one_panel_per_logged_main_curve(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "metrics.jsonl"
+    keys = ["rollout/reward_mean", "loss/policy", "rollout/turns_mean", "rollout/reward_std"]
+    lines = [{"step": s, "other": 1.0, **{k: 0.1 * s for k in keys[:2]}} for s in (1, 2, 3)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # Three panels a row, 4 x 3 inches each, saved at 80 dpi: one row is 960 x 240 pixels.
+    out = plot_metrics(path, tmp_path)
+    assert out == tmp_path / "curves.png"
+    assert Image.open(out).size == (960, 240)
+    lines = [{"step": s, **{k: 0.1 * s for k in keys}} for s in (1, 2, 3)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert Image.open(plot_metrics(path, tmp_path)).size == (960, 480)  # four panels: two rows
+    path.write_text(json.dumps({"step": 1, "other": 1.0}) + "\n")
+    assert plot_metrics(path, tmp_path / "none") is None  # no main curve logged
 
 
 def test_a_failed_checkpoint_write_leaves_the_old_one(tmp_path):
