@@ -73,6 +73,11 @@ def paired_difference(
     return sum(diffs) / len(diffs), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
+def interval(difference: tuple[float, float, float]) -> str:
+    """A :func:`paired_difference` as ``+0.081 [-0.002, +0.161]``."""
+    return "{:+.3f} [{:+.3f}, {:+.3f}]".format(*difference)
+
+
 def constant_answer(results: list[dict[str, Any]], answer: float) -> list[dict[str, Any]]:
     """The records of always answering ``answer`` on the items of ``results`` (MRA scored)."""
     return [
@@ -87,12 +92,7 @@ def constant_table(evaluations: dict[str, list[dict[str, Any]]], answers: list[f
         "|---|" + "---|" * len(answers),
     ]
     for name, results in evaluations.items():
-        cells = [
-            "{:+.3f} [{:+.3f}, {:+.3f}]".format(
-                *paired_difference(results, constant_answer(results, a))
-            )
-            for a in answers
-        ]
+        cells = [interval(paired_difference(results, constant_answer(results, a))) for a in answers]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -111,7 +111,7 @@ def eval_table(rows: list[dict[str, Any]]) -> str:
         ends = ", ".join(f"{k} {v}" for k, v in r["terminations"].items())
         diff = ""
         if delta:
-            diff = "{:+.3f} [{:+.3f}, {:+.3f}] | ".format(*r["delta"]) if "delta" in r else "| "
+            diff = f"{interval(r['delta'])} | " if "delta" in r else "| "
         lines.append(
             f"| {r['run']} | {r['episodes']:.0f} | {r['accuracy']:.3f} | {diff}{r['exact']:.3f} | "
             f"{r['format']:.2f} | {r['answered']:.2f} | {r['operations']:.1f} | "
