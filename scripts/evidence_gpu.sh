@@ -17,8 +17,9 @@
 #                                      # resuming from their checkpoints; run it again on the same
 #                                      # machine until every run has finished and been scored
 #
-# SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace the
-# learning rates and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs share one.
+# SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace
+# the learning rates, RL arms and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs
+# share one.
 #
 # Then `pack PHASE [MODEL]` writes what docs/results.md needs (metrics, configs, evaluation
 # records; with MODEL also runs/evidence/MODEL/final in bfloat16) as tar files of at most 15 MB
