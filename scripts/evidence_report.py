@@ -14,7 +14,10 @@ batch reward, share of zero-std groups and share of episodes ending in an answer
 ``--window`` steps), and its terminations over all of training. With ``--start NAME``, each held-out
 row also gets its accuracy difference from evaluation NAME of the same folder, item by item, with
 a 95% bootstrap interval over the items (the spread of the test set, not of the seeds); with
-``--constant N`` (repeatable), the same difference from always answering N, scored with MRA. With
+``--constant N`` (repeatable), the same difference from always answering N, scored with MRA.
+With ``--targets NAME`` (an evaluation of an agent that boxes exactly the targets, such as the
+oracle, on the same items), where each model's boxes land: the share of its box centres inside
+a target's box, and the share of targets with such a centre. With
 ``--plots DIR`` the curves are also drawn as PNG files (needs matplotlib, in the ``train``
 extra): one panel per LABEL, and the seeds of an arm (runs named ``ARM-sSEED``) in one colour,
 thin, with their mean drawn thick.
@@ -97,6 +100,38 @@ def constant_table(evaluations: dict[str, list[dict[str, Any]]], answers: list[f
     return "\n".join(lines)
 
 
+def boxes(record: dict[str, Any]) -> list[list[float]]:
+    """The corners of every box an episode drew, over all its turns."""
+    return [
+        op["bbox"] for turn in record["turns"] for op in turn["operations"] if op["kind"] == "box"
+    ]
+
+
+def box_placement(
+    results: list[dict[str, Any]], targets: list[dict[str, Any]]
+) -> tuple[int, float, float]:
+    """The boxes drawn in ``results``, the share whose centre lies inside a box of ``targets``
+    (matched by reset seed), and the share of target boxes that hold at least one such centre."""
+    by_seed = {r["seed"]: boxes(r) for r in targets}
+    if any(r["seed"] not in by_seed for r in results):
+        raise ValueError(
+            "box_placement needs the targets of the same items (reset seeds): evaluate the "
+            "target agent with the same --seed and -n."
+        )
+    drawn = inside = hit = total = 0
+    for record in results:
+        centres = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in boxes(record)]
+        held = [
+            [x1 <= x <= x2 and y1 <= y <= y2 for x, y in centres]
+            for x1, y1, x2, y2 in by_seed[record["seed"]]
+        ]
+        drawn += len(centres)
+        inside += sum(any(column) for column in zip(*held)) if held else 0
+        hit += sum(any(row) for row in held)
+        total += len(held)
+    return drawn, inside / max(drawn, 1), hit / max(total, 1)
+
+
 def eval_table(rows: list[dict[str, Any]]) -> str:
     delta = any("delta" in r for r in rows)
     lines = [
@@ -117,6 +152,26 @@ def eval_table(rows: list[dict[str, Any]]) -> str:
             f"{r['format']:.2f} | {r['answered']:.2f} | {r['operations']:.1f} | "
             f"{r['turns']:.1f} | {r['reflection']:.2f} | {corr} | {ends} |"
         )
+    return "\n".join(lines)
+
+
+def placement_table(evaluations: dict[str, list[dict[str, Any]]], targets: str) -> str:
+    """:func:`box_placement` of each evaluation against the evaluation named ``targets`` in
+    the same folder (the part of its name after the label)."""
+    lines = [
+        "| run | boxes | box centres inside a target | targets with a centre inside |",
+        "|---|---|---|---|",
+    ]
+    for name, results in evaluations.items():
+        label, _, run = name.rpartition(": ")
+        reference = evaluations.get(f"{label}: {targets}" if label else targets)
+        if reference is None or run == targets:
+            continue
+        if {r["seed"] for r in results} - {r["seed"] for r in reference}:
+            lines.append(f"| {name} | items other than {targets}'s | | |")
+            continue
+        drawn, inside, hit = box_placement(results, reference)
+        lines.append(f"| {name} | {drawn} | {inside:.3f} | {hit:.3f} |")
     return "\n".join(lines)
 
 
@@ -265,6 +320,7 @@ def main() -> None:
         default=[],
         help="also compare each evaluation with always answering this number (repeatable)",
     )
+    parser.add_argument("--targets", help="also score box placement against eval/TARGETS")
     parser.add_argument("--window", type=int, default=4, help="steps averaged in the RL table")
     parser.add_argument("--plots", type=Path, help="write the training curves as PNG here")
     args = parser.parse_args()
@@ -284,6 +340,9 @@ def main() -> None:
     if args.constant:
         print()
         print(constant_table(evaluations, args.constant))
+    if args.targets:
+        print()
+        print(placement_table(evaluations, args.targets))
     rl = {
         name: lines
         for name, lines in curves.items()

@@ -62,6 +62,31 @@ def test_constant_answers_are_scored_with_mra(report):
     assert "| +0.500 [" in table[2]
 
 
+def drew(seed: int, *bboxes: list[int]) -> dict:
+    """A record of an episode that drew these boxes, one a turn, then answered."""
+    turns = [{"operations": [{"kind": "box", "index": 1, "bbox": b, "label": "x"}]} for b in bboxes]
+    return {"seed": seed, "turns": [*turns, {"operations": []}]}
+
+
+def test_box_placement_by_hand(report):
+    targets = [drew(1, [0, 0, 10, 10], [20, 20, 30, 30]), drew(2, [0, 0, 4, 4])]
+    results = [
+        drew(
+            1, [2, 2, 8, 8], [40, 40, 50, 50], [18, 18, 32, 32]
+        ),  # centres (5, 5), (45, 45), (25, 25)
+        drew(2, [3, 3, 9, 9]),  # centre (6, 6): outside (0, 0, 4, 4)
+    ]
+    # 4 boxes, 2 centres inside a target; 2 of the 3 targets hold a centre.
+    drawn, inside, hit = report.box_placement(results, targets)
+    assert (drawn, inside, hit) == (4, 0.5, pytest.approx(2 / 3))
+    table = report.placement_table({"a: m": results, "a: oracle": targets}, "oracle")
+    assert table.splitlines()[2:] == ["| a: m | 4 | 0.500 | 0.667 |"]
+    with pytest.raises(ValueError, match="same items"):
+        report.box_placement([drew(3, [0, 0, 1, 1])], targets)
+    table = report.placement_table({"m": [drew(3, [0, 0, 1, 1])], "oracle": targets}, "oracle")
+    assert table.splitlines()[2:] == ["| m | items other than oracle's | | |"]
+
+
 def rl_step(step: int, reward: float, zero_std: float, answered: int) -> dict:
     return {
         "step": step,
@@ -117,7 +142,7 @@ def test_report_on_real_evaluations(tmp_path):
     (runs / "grpo-s1" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in RL_LINES))
     out = subprocess.run(
         [sys.executable, str(SCRIPTS / "evidence_report.py"), f"a={runs}", "--start", "oracle",
-         "--window", "2", "--plots", str(tmp_path / "plots")],
+         "--window", "2", "--targets", "oracle", "--plots", str(tmp_path / "plots")],
         check=True, capture_output=True, text=True, timeout=300,
     ).stdout  # fmt: skip
     lines = out.splitlines()
@@ -131,5 +156,6 @@ def test_report_on_real_evaluations(tmp_path):
     row = next(line for line in lines if line.startswith("| a: answer_only |"))
     assert row.split(" | ")[3].startswith(f"{mean - 1:+.3f} [")
     assert "| a: grpo-s1 | 6 | 0.200 → 0.700 | 0.250 → 0.750 | 1.000 → 0.500 |" in out
+    assert "| a: answer_only | 0 | 0.000 | 0.000 |" in lines  # it draws nothing
     for name in ("reward", "zero_std", "answer"):
         assert (tmp_path / "plots" / f"results_rl_{name}.png").stat().st_size > 1000
