@@ -12,10 +12,11 @@
 #                                      # runs/evidence/sft/final exists
 #   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
 #                                      # runs/evidence/sft/final; each final model, the start and
-#                                      # (where present) the untrained init scored on the test items.
-#                                      # With PART, all unfinished runs at once for at most PART seconds,
-#                                      # resuming from their checkpoints; run it again on the same
-#                                      # machine until every run has finished and been scored
+#                                      # (where present) the untrained init scored on the test
+#                                      # items. With PART, all unfinished runs at once for at most
+#                                      # PART seconds, resuming from their checkpoints; run it
+#                                      # again on the same machine until every run has finished
+#                                      # and been scored
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace
 # the learning rates, RL arms and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs
@@ -55,6 +56,10 @@ run_jobs() {
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
+}
+
+all_at_once() {  # PER_GPU that gives each of N jobs a slot of its own: all_at_once N
+  echo "${PER_GPU:-$(( ($1 + GPUS - 1) / GPUS ))}"
 }
 
 best_sft() {  # the SFT run with the highest validation accuracy (MRA), ties to the lower lr
@@ -137,8 +142,7 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
       done
     done
     if [[ -n ${PART:-} ]]; then  # every unfinished run at once, each stopped after PART seconds
-      PER_GPU=${PER_GPU:-$(( (${#jobs[@]} + GPUS - 1) / GPUS ))} JOB_TIMEOUT=$PART \
-        run_jobs "$RUNS/logs/rl" "${jobs[@]}"
+      PER_GPU=$(all_at_once ${#jobs[@]}) JOB_TIMEOUT=$PART run_jobs "$RUNS/logs/rl" "${jobs[@]}"
     else
       run_jobs "$RUNS/logs/rl" "${jobs[@]}"
     fi
@@ -157,7 +161,7 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
     done
-    PER_GPU=${PER_GPU:-$(( (${#jobs[@]} + GPUS - 1) / GPUS ))} run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
+    PER_GPU=$(all_at_once ${#jobs[@]}) run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
     pack rl
     ;;
   pack)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +168,11 @@ def placement_table(evaluations: dict[str, list[dict[str, Any]]], targets: str) 
         reference = evaluations.get(f"{label}: {targets}" if label else targets)
         if reference is None or run == targets:
             continue
-        if {r["seed"] for r in results} - {r["seed"] for r in reference}:
+        try:
+            drawn, inside, hit = box_placement(results, reference)
+        except ValueError:  # evaluated on other items
             lines.append(f"| {name} | items other than {targets}'s | | |")
             continue
-        drawn, inside, hit = box_placement(results, reference)
         lines.append(f"| {name} | {drawn} | {inside:.3f} | {hit:.3f} |")
     return "\n".join(lines)
 
@@ -186,13 +188,12 @@ def rl_row(name: str, lines: list[dict[str, Any]], window: int = 4) -> dict[str,
             sum(values[:window]) / len(values[:window]),
             sum(values[-window:]) / len(values[-window:]),
         )
-    ends: dict[str, int] = {}
+    ends: Counter[str] = Counter()
     for line in steps:
         for key, count in line.items():
             if key.startswith("rollout/termination/"):
-                reason = key.removeprefix("rollout/termination/")
-                ends[reason] = ends.get(reason, 0) + int(count)
-    row["terminations"] = dict(sorted(ends.items(), key=lambda item: -item[1]))
+                ends[key.removeprefix("rollout/termination/")] += int(count)
+    row["terminations"] = dict(ends.most_common())
     return row
 
 
