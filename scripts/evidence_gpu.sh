@@ -4,7 +4,10 @@
 #
 #   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates, each
 #                                      # scored on the validation and test items; the best on
-#                                      # validation becomes runs/evidence/sft/final
+#                                      # validation becomes runs/evidence/sft/final. With PART,
+#                                      # all unfinished runs at once for at most PART seconds,
+#                                      # resuming from their checkpoints; run it again on the same
+#                                      # machine until every run has finished and been scored
 #   bash scripts/evidence_gpu.sh sft-part  # one SFT run (configs/evidence/sft.toml) that spans
 #                                      # device calls: data and init when absent, then SFT for at
 #                                      # most PART seconds (default 540), resuming from its latest
@@ -62,6 +65,27 @@ all_at_once() {  # PER_GPU that gives each of N jobs a slot of its own: all_at_o
   echo "${PER_GPU:-$(( ($1 + GPUS - 1) / GPUS ))}"
 }
 
+run_part() {  # run_jobs, or with PART every job at once, each stopped after PART seconds
+  local logs=$1; shift
+  if [[ -n ${PART:-} ]]; then
+    PER_GPU=$(all_at_once $#) JOB_TIMEOUT=$PART run_jobs "$logs" "$@"
+  else
+    run_jobs "$logs" "$@"
+  fi
+}
+
+unfinished() {  # unfinished PHASE RUN...: true (and packs PHASE-part) if a RUN has no final model
+  local phase=$1 run; shift
+  for run in "$@"; do
+    if [[ ! -d $RUNS/$run/final ]]; then
+      echo "$run has not finished: run this phase again on the same machine"
+      pack "$phase-part"
+      return 0
+    fi
+  done
+  return 1
+}
+
 best_sft() {  # the SFT run with the highest validation accuracy (MRA), ties to the lower lr
   python3 - "$RUNS" "${LRS[@]}" <<'PY'
 import json, sys
@@ -97,16 +121,21 @@ PY
 
 case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
   sft)
-    bash scripts/evidence.sh data
-    bash scripts/evidence.sh init
-    jobs=()
-    for lr in "${LRS[@]}"; do jobs+=("sft lr=$lr output_dir=$RUNS/sft-lr$lr ${SFT_ARGS:-}"); done
-    run_jobs "$RUNS/logs/sft" "${jobs[@]}"
+    [[ -s $RUNS/data/sft.jsonl ]] || bash scripts/evidence.sh data
+    [[ -f $RUNS/init/model.safetensors ]] || bash scripts/evidence.sh init
+    jobs=() runs=()
+    for lr in "${LRS[@]}"; do
+      runs+=("sft-lr$lr")
+      [[ -d $RUNS/sft-lr$lr/final ]] \
+        || jobs+=("sft lr=$lr output_dir=$RUNS/sft-lr$lr resume=true ${SFT_ARGS:-}")
+    done
+    run_part "$RUNS/logs/sft" "${jobs[@]}"
+    unfinished sft "${runs[@]}" && exit 0
     jobs=()
     for lr in "${LRS[@]}"; do
       jobs+=("valid $RUNS/sft-lr$lr/final sft-lr$lr" "eval $RUNS/sft-lr$lr/final sft-lr$lr")
     done
-    run_jobs "$RUNS/logs/sft-eval" "${jobs[@]}"
+    PER_GPU=$(all_at_once ${#jobs[@]}) run_jobs "$RUNS/logs/sft-eval" "${jobs[@]}"
     lr=$(best_sft)
     echo "best learning rate on validation: $lr"
     rm -rf "$RUNS/sft" && cp -r "$RUNS/sft-lr$lr" "$RUNS/sft"
@@ -135,26 +164,15 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
     if [[ ! -d $RUNS/$start/final ]]; then  # a fresh machine: the packed model, carried here
       mkdir -p "$RUNS/$start" && cp -r "$RUNS/${start}_bf16" "$RUNS/$start/final"
     fi
-    jobs=()
+    jobs=() runs=()
     for arm in "${ARMS[@]}"; do
       for seed in "${SEEDS[@]}"; do
+        runs+=("$arm-s$seed")
         [[ -d $RUNS/$arm-s$seed/final ]] || jobs+=("rl $arm $seed resume=true ${RL_ARGS:-}")
       done
     done
-    if [[ -n ${PART:-} ]]; then  # every unfinished run at once, each stopped after PART seconds
-      PER_GPU=$(all_at_once ${#jobs[@]}) JOB_TIMEOUT=$PART run_jobs "$RUNS/logs/rl" "${jobs[@]}"
-    else
-      run_jobs "$RUNS/logs/rl" "${jobs[@]}"
-    fi
-    for arm in "${ARMS[@]}"; do
-      for seed in "${SEEDS[@]}"; do
-        if [[ ! -d $RUNS/$arm-s$seed/final ]]; then
-          echo "$arm-s$seed has not finished: run this phase again on the same machine"
-          pack rl-part
-          exit 0
-        fi
-      done
-    done
+    run_part "$RUNS/logs/rl" "${jobs[@]}"
+    unfinished rl "${runs[@]}" && exit 0
     jobs=("eval $RUNS/$start/final $start")
     # the untrained init, where this machine has it (a fresh one is given only the start)
     [[ -d $RUNS/init ]] && jobs+=("eval $RUNS/init init")
