@@ -17,9 +17,10 @@
 #                                      # runs/evidence/sft/final; each final model, the start and
 #                                      # (where present) the untrained init scored on the test
 #                                      # items. With PART, all unfinished runs at once for at most
-#                                      # PART seconds, resuming from their checkpoints; run it
-#                                      # again on the same machine until every run has finished
-#                                      # and been scored
+#                                      # PART seconds, resuming from their checkpoints, then every
+#                                      # finished run not yet scored (leave the call time for it);
+#                                      # run it again on the same machine until every run has
+#                                      # finished and been scored
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace
 # the learning rates, RL arms and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs
@@ -172,14 +173,18 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
       done
     done
     run_part "$RUNS/logs/rl" "${jobs[@]}"
-    unfinished rl "${runs[@]}" && exit 0
-    jobs=("eval $RUNS/$start/final $start")
-    # the untrained init, where this machine has it (a fresh one is given only the start)
-    [[ -d $RUNS/init ]] && jobs+=("eval $RUNS/init init")
-    for arm in "${ARMS[@]}"; do
-      for seed in "${SEEDS[@]}"; do jobs+=("eval $RUNS/$arm-s$seed/final $arm-s$seed"); done
+    # Score, in this same call, every model saved since it was last scored: the start, the
+    # untrained init where this machine has it (a fresh one is given only the start) and each
+    # finished run, so that a run still going holds back no one's score.
+    jobs=()
+    for name in "$start" init "${runs[@]}"; do
+      model=$RUNS/$name/final
+      [[ $name == init ]] && model=$RUNS/init
+      [[ -d $model && ! $RUNS/eval/$name/results.jsonl -nt $model ]] \
+        && jobs+=("eval $model $name")
     done
     PER_GPU=$(all_at_once ${#jobs[@]}) run_jobs "$RUNS/logs/rl-eval" "${jobs[@]}"
+    unfinished rl "${runs[@]}" && exit 0
     pack rl
     ;;
   pack)

@@ -333,7 +333,9 @@ def main() -> None:
             start = read_metrics(folder / "eval" / args.start / "results.jsonl")
         for path in sorted(folder.glob("eval/*/results.jsonl")):
             results = read_metrics(path)
-            rows.append(eval_row(prefix + path.parent.name, results, start))
+            # only evaluations of the start's items (validation items have other seeds)
+            same = start and {r["seed"] for r in results} == {r["seed"] for r in start}
+            rows.append(eval_row(prefix + path.parent.name, results, start if same else None))
             evaluations[prefix + path.parent.name] = results
         for path in sorted(folder.glob("*/metrics.jsonl")):
             curves[prefix + path.parent.name] = with_answer_share(read_metrics(path))

@@ -132,10 +132,16 @@ def test_arm_of(report, name, arm):
 def test_report_on_real_evaluations(tmp_path):
     pytest.importorskip("matplotlib")
     runs = tmp_path / "runs"
-    for agent in ("oracle", "answer_only"):
+    # valid-oracle plays other items (seeds 9..11): it gets no difference from the start
+    for agent, name, seed in [
+        ("oracle", "oracle", 5),
+        ("answer_only", "answer_only", 5),
+        ("oracle", "valid-oracle", 9),
+    ]:
         subprocess.run(
             [sys.executable, "-m", "agents.cli", "eval", "--agent", agent, "--task", "counting",
-             "--difficulty", "1", "-n", "3", "--seed", "5", "--out", str(runs / "eval" / agent)],
+             "--difficulty", "1", "-n", "3", "--seed", str(seed),
+             "--out", str(runs / "eval" / name)],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
     (runs / "grpo-s1").mkdir()
@@ -148,6 +154,7 @@ def test_report_on_real_evaluations(tmp_path):
     lines = out.splitlines()
     oracle = next(line for line in lines if line.startswith("| a: oracle |"))
     assert oracle.startswith("| a: oracle | 3 | 1.000 | +0.000 [+0.000, +0.000] | 1.000 | 1.00 |")
+    assert "| a: valid-oracle | 3 | 1.000 | | 1.000 | 1.00 |" in out
     answer_only = [
         json.loads(line)
         for line in (runs / "eval" / "answer_only" / "results.jsonl").read_text().splitlines()
