@@ -16,7 +16,11 @@ the GPU exactly as the model's processor does (checked against it at start-up) a
 text-only floor is ln 8 = 2.08: eight equally likely answers).
 
 ``swap`` asks the same of a drawing model: its teacher-forced SFT loss on oracle episodes with
-their own images and with another episode's. Equal losses mean the images go unused.
+their own images and with another episode's. Equal losses mean the images go unused. It also
+gives the count loss: a drawing model answers how many boxes it drew, so its count is decided,
+box by box, at the token after each box (another box, or close the list). With the oracle's
+boxes given, the sum of those tokens' losses is −log P(true count), comparable with the answer
+token's loss of ``train`` (floor ln 8 = 2.08).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import json
 import math
 import multiprocessing
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -205,6 +210,17 @@ def train(args: argparse.Namespace) -> None:
                 log.write(json.dumps({"step": step, "loss": loss.item()}) + "\n")
 
 
+def count_tokens(tokenizer, text: str) -> list[int]:
+    """Indices, in ``tokenizer(text)``, of the tokens that close each box of a drawing turn and
+    say what comes next: those holding its ``}`` or the character after it (``"},`` when
+    another box follows; ``"}`` then ``\n`` when the list closes)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ends = [len(tokenizer.decode(ids[: i + 1])) for i in range(len(ids))]
+    starts = [0, *ends[:-1]]
+    closes = [m.start() for m in re.finditer(r"\}(?=,\n|\n\])", text)]
+    return [i for c in closes for i in range(len(ids)) if starts[i] <= c + 1 and ends[i] > c]
+
+
 def swap(args: argparse.Namespace) -> dict[str, float]:
     """Teacher-forced SFT loss of ``args.model`` on oracle episodes (seeds from 3,000,000) with
     each episode's own images, and with those of another episode of the same image layout:
@@ -224,17 +240,29 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     env = DrawSpatialEnv(**SUITE, coords=policy.coords, patch_factor=policy.patch_factor)
 
     @torch.no_grad()
-    def loss(examples: list) -> float:
+    def loss(examples: list) -> tuple[float, float]:
+        """(SFT loss, mean count loss) of the examples."""
         inputs = _batch(policy, examples)
         mask = inputs.pop("loss_mask")
         logits = policy.model(**inputs, use_cache=False).logits
-        return float(sft_loss(logits, inputs["input_ids"], mask))
+        logp = torch.log_softmax(logits[:, :-1].float(), -1)
+        token_loss = -logp.gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]
+        count = [
+            float(token_loss[row, [p - 1 for p in decisions[row]]].sum())
+            for row in range(len(examples))
+        ]
+        return float(sft_loss(logits, inputs["input_ids"], mask)), sum(count) / len(count)
 
     with tempfile.TemporaryDirectory() as tmp:
-        root, own = Path(tmp), []
+        root, own, decisions = Path(tmp), [], []
         for k in range(args.episodes):
             record = play_episode(env, OracleAgent(), seed=SWAP_SEED + k, image_dir=root / str(k))
-            own.append(build_example(policy, to_messages(record), root))
+            messages = to_messages(record)
+            own.append(build_example(policy, messages, root))
+            first = own[-1].mask.index(1)  # the first drawing turn's first token
+            decisions.append(
+                [first + i for i in count_tokens(policy.tokenizer, messages[2]["content"])]
+            )
     swapped = [copy.copy(example) for example in own]
     for i, example in enumerate(swapped):  # the next episode (cyclically) of the same layout
         shape = own[i].pixel_values.shape
@@ -242,7 +270,13 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
         example.pixel_values = next(
             (o.pixel_values for o in others if o.pixel_values.shape == shape), own[i].pixel_values
         )
-    result = {"own_images": loss(own), "swapped_images": loss(swapped)}
+    (own_sft, own_count), (swapped_sft, swapped_count) = loss(own), loss(swapped)
+    result = {
+        "own_images": own_sft,
+        "swapped_images": swapped_sft,
+        "count_loss_own_images": own_count,
+        "count_loss_swapped_images": swapped_count,
+    }
     print(json.dumps(result))
     return result
 

@@ -79,5 +79,25 @@ def test_swap_scores_own_and_swapped_images_apart(tmp_path):
     # Random weights still read the pixels, so other images give another loss; both losses
     # are near ln(vocabulary) for a random model.
     assert result["own_images"] != result["swapped_images"]
-    for value in result.values():
-        assert 0 < value < 2 * np.log(1024)
+    assert 0 < result["own_images"] < 2 * np.log(1024)
+    assert 0 < result["swapped_images"] < 2 * np.log(1024)
+    # the count loss sums two or more tokens' losses an episode (one or more boxes)
+    assert result["count_loss_own_images"] != result["count_loss_swapped_images"]
+    assert result["count_loss_own_images"] > 0 and np.isfinite(result["count_loss_own_images"])
+
+
+def test_count_tokens_are_where_a_box_list_goes_on_or_closes(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    from vision_probe import count_tokens
+
+    tokenizer = tiny_processor().tokenizer
+    text = (
+        '[\n{"index": 1, "bbox_2d": [1, 2, 3, 4], "label": "a"},\n'
+        '{"index": 1, "bbox_2d": [5, 6, 7, 8], "label": "b"}\n]\n'
+    )
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    found = count_tokens(tokenizer, text)
+    # This tokenizer merges the first box's end with the comma ('"},': another box follows);
+    # the second box ends '"}' and the list closes with the next token, '\n'.
+    assert [tokenizer.decode([ids[i]]) for i in found] == ['"},', '"}', "\n"]
+    assert found[1] + 1 == found[2] and tokenizer.decode(ids[found[2] + 1 :]) == "]\n"
