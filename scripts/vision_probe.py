@@ -5,13 +5,15 @@ prompt, and watch held-out accuracy against the text-only floor. A model that ca
 this cannot learn to draw the right boxes either.
 
     python scripts/vision_probe.py data OUT.pt --items 16000        # env episodes, 224x224
+        [--max-pixels 200704]                                       # (448x448)
     python scripts/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision] [--lr 1e-3]
         [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
     python scripts/vision_probe.py swap MODEL [--episodes 24]       # any checkpoint, CPU
 
 ``data`` plays ``env.reset`` for train seeds from 10,000,000 and validation seeds from
-2,000,000 (never the test seeds), keeping the 224x224 images as uint8. ``train`` patches them on
-the GPU exactly as the model's processor does (checked against it at start-up) and writes
+2,000,000 (never the test seeds), keeping the 224x224 images (or ``--max-pixels``) as uint8.
+``train`` patches them on the GPU exactly as the model's processor does (checked against it at
+start-up) and writes
 ``RUN_DIR/metrics.jsonl``: loss, validation accuracy, MRA and the answer token's loss (the
 text-only floor is ln 8 = 2.08: eight equally likely answers).
 
@@ -26,6 +28,7 @@ token's loss of ``train`` (floor ln 8 = 2.08).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -33,6 +36,7 @@ import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,20 +45,23 @@ TRAIN_SEED, VALID_SEED, SWAP_SEED = 10_000_000, 2_000_000, 3_000_000
 SUITE = {"task": "counting", "difficulty": 1, "max_pixels": 50176}
 
 
-def _episode(seed: int) -> tuple[np.ndarray, str, int]:
+_ENVS: dict[int, Any] = {}  # one env per image budget in each worker process
+
+
+def _episode(seed: int, max_pixels: int) -> tuple[np.ndarray, str, int]:
     from drawenv.env import DrawSpatialEnv
 
-    global _ENV
-    if "_ENV" not in globals():
-        _ENV = DrawSpatialEnv(**SUITE)
-    obs, _ = _ENV.reset(seed=seed)
-    return np.array(obs["images"][0]), obs["text"], int(_ENV.task.answer)
+    if max_pixels not in _ENVS:
+        _ENVS[max_pixels] = DrawSpatialEnv(**(SUITE | {"max_pixels": max_pixels}))
+    env = _ENVS[max_pixels]
+    obs, _ = env.reset(seed=seed)
+    return np.array(obs["images"][0]), obs["text"], int(env.task.answer)
 
 
-def make_data(out: Path, items: int, valid: int) -> None:
+def make_data(out: Path, items: int, valid: int, max_pixels: int = SUITE["max_pixels"]) -> None:
     seeds = [TRAIN_SEED + k for k in range(items)] + [VALID_SEED + k for k in range(valid)]
     with multiprocessing.Pool() as pool:
-        episodes = pool.map(_episode, seeds, chunksize=64)
+        episodes = pool.map(functools.partial(_episode, max_pixels=max_pixels), seeds, 64)
     images, texts, answers = zip(*episodes)
     torch.save(
         {
@@ -288,6 +295,9 @@ def main() -> None:
     data.add_argument("out", type=Path)
     data.add_argument("--items", type=int, default=16000)
     data.add_argument("--valid", type=int, default=512)
+    data.add_argument(
+        "--max-pixels", type=int, default=SUITE["max_pixels"], help="image budget (448x448: 200704)"
+    )
     fit = sub.add_parser("train")
     fit.add_argument("model")
     fit.add_argument("data")
@@ -304,7 +314,7 @@ def main() -> None:
     check.add_argument("--episodes", type=int, default=24)
     args = parser.parse_args()
     if args.stage == "data":
-        make_data(args.out, args.items, args.valid)
+        make_data(args.out, args.items, args.valid, args.max_pixels)
     elif args.stage == "swap":
         swap(args)
     else:

@@ -56,6 +56,13 @@ def test_probe_makes_env_data_and_trains_the_tiny_model(tmp_path):
     assert saved["train"] == 6
     assert all(1 <= int(a) <= 8 for a in saved["answers"])
     assert all("How many" in t or "Count the" in t for t in saved["texts"])
+    big = tmp_path / "probe448.pt"
+    done = probe("data", str(big), "--items", "1", "--valid", "1", "--max-pixels", "200704")
+    assert done.returncode == 0, done.stderr
+    saved448 = torch.load(big)  # the same two first scenes, at their full 448x448
+    assert saved448["images"].shape == (2, 448, 448, 3)
+    assert saved448["answers"].tolist() == [saved["answers"][0], saved["answers"][6]]
+    assert all("(width: 448, height: 448)" in t for t in saved448["texts"])
 
     model = save_tiny_model(tmp_path / "tiny")
     run = tmp_path / "run"
