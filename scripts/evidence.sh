@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/evidence
-SUITE=(--task counting --difficulty 1 --max-pixels 50176)  # 448x448 scenes shown at 224x224
+# 448x448 scenes shown at 224x224; MAX_PIXELS=200704 shows them whole
+SUITE=(--task counting --difficulty 1 --max-pixels "${MAX_PIXELS:-50176}")
 TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
 VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199
 # Training never uses these: the tokenizer's text comes from seeds 0..N-1, streamed SFT episodes
