@@ -36,7 +36,6 @@ import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,15 +44,15 @@ TRAIN_SEED, VALID_SEED, SWAP_SEED = 10_000_000, 2_000_000, 3_000_000
 SUITE = {"task": "counting", "difficulty": 1, "max_pixels": 50176}
 
 
-_ENVS: dict[int, Any] = {}  # one env per image budget in each worker process
+@functools.cache  # one env per image budget in each worker process
+def _env(max_pixels: int):
+    from drawenv.env import DrawSpatialEnv
+
+    return DrawSpatialEnv(**(SUITE | {"max_pixels": max_pixels}))
 
 
 def _episode(seed: int, max_pixels: int) -> tuple[np.ndarray, str, int]:
-    from drawenv.env import DrawSpatialEnv
-
-    if max_pixels not in _ENVS:
-        _ENVS[max_pixels] = DrawSpatialEnv(**(SUITE | {"max_pixels": max_pixels}))
-    env = _ENVS[max_pixels]
+    env = _env(max_pixels)
     obs, _ = env.reset(seed=seed)
     return np.array(obs["images"][0]), obs["text"], int(env.task.answer)
 
@@ -236,7 +235,6 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     import tempfile
 
     from agents.evaluate import play_episode
-    from agents.losses import sft_loss
     from agents.policy import VLMPolicy
     from agents.scripted import OracleAgent
     from agents.sft_data import to_messages
@@ -253,12 +251,13 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
         mask = inputs.pop("loss_mask")
         logits = policy.model(**inputs, use_cache=False).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1)
-        token_loss = -logp.gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]
+        token_loss = -logp.gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]  # of token t + 1
         count = [
             float(token_loss[row, [p - 1 for p in decisions[row]]].sum())
             for row in range(len(examples))
         ]
-        return float(sft_loss(logits, inputs["input_ids"], mask)), sum(count) / len(count)
+        sft = token_loss[mask[:, 1:].bool()].mean()  # the SFT loss: the assistant's tokens
+        return float(sft), sum(count) / len(count)
 
     with tempfile.TemporaryDirectory() as tmp:
         root, own, decisions = Path(tmp), [], []
