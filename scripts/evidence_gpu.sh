@@ -2,10 +2,11 @@
 # The GPU stages of docs/results.md on one machine, spread over its GPUs (one job a GPU, the
 # rest queued round-robin). Each job is a stage of scripts/evidence.sh.
 #
-#   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates, each
-#                                      # scored on the validation and test items; the best on
-#                                      # validation becomes runs/evidence/sft/final. With PART,
-#                                      # all unfinished runs at once for at most PART seconds,
+#   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates (or
+#                                      # SFT_RUNS), each scored on the validation and test
+#                                      # items; the best on validation becomes
+#                                      # runs/evidence/sft/final. With PART, all unfinished
+#                                      # runs at once for at most PART seconds,
 #                                      # resuming from their checkpoints; run it again on the same
 #                                      # machine until every run has finished and been scored
 #   bash scripts/evidence_gpu.sh sft-part  # one SFT run (configs/evidence/sft.toml) that spans
@@ -23,8 +24,10 @@
 #                                      # finished and been scored
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace
-# the learning rates, RL arms and seeds; GPUS sets how many GPUs to use and PER_GPU how many jobs
-# share one.
+# the learning rates, RL arms and seeds; SFT_RUNS replaces the SFT runs altogether, as
+# "NAME:key=value,key=value NAME:..." (run NAME goes to runs/evidence/sft-NAME; the default is
+# one run a learning rate, "lr3e-4:lr=3e-4 ..."); GPUS sets how many GPUs to use and PER_GPU how
+# many jobs share one.
 #
 # Then `pack PHASE [MODEL]` writes what docs/results.md needs (metrics, configs, evaluation
 # records; with MODEL also runs/evidence/MODEL/final in bfloat16) as tar files of at most 15 MB
@@ -37,6 +40,7 @@ OUT=${OUT:-$RUNS/out}
 LRS=(${LRS:-3e-4 6e-4 1e-3 2e-3})
 ARMS=(${ARMS:-grpo ap_grpo grpo_snra})
 SEEDS=(${SEEDS:-1 2})
+read -ra SFT_RUNS <<<"${SFT_RUNS:-$(for lr in "${LRS[@]}"; do printf 'lr%s:lr=%s ' "$lr" "$lr"; done)}"
 
 # run_jobs LOGDIR JOB...: each JOB is a command line (of evidence.sh arguments). There are
 # GPUS * PER_GPU slots; job i runs in slot i % slots, on GPU slot % GPUS, the jobs of one slot
@@ -87,14 +91,14 @@ unfinished() {  # unfinished PHASE RUN...: true (and packs PHASE-part) if a RUN 
   return 1
 }
 
-best_sft() {  # the SFT run with the highest validation accuracy (MRA), ties to the lower lr
-  python3 - "$RUNS" "${LRS[@]}" <<'PY'
+best_sft() {  # best_sft RUN...: the one with the highest validation accuracy (MRA), ties to the first
+  python3 - "$RUNS" "$@" <<'PY'
 import json, sys
-runs, lrs = sys.argv[1], sys.argv[2:]
-def score(lr):
-    rows = [json.loads(l) for l in open(f"{runs}/eval/valid-sft-lr{lr}/results.jsonl")]
+runs, names = sys.argv[1], sys.argv[2:]
+def score(name):
+    rows = [json.loads(l) for l in open(f"{runs}/eval/valid-{name}/results.jsonl")]
     return sum(r["accuracy"] for r in rows) / len(rows)
-print(max(lrs, key=score))
+print(max(names, key=score))
 PY
 }
 
@@ -125,21 +129,22 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
     [[ -s $RUNS/data/sft.jsonl ]] || bash scripts/evidence.sh data
     [[ -f $RUNS/init/model.safetensors ]] || bash scripts/evidence.sh init
     jobs=() runs=()
-    for lr in "${LRS[@]}"; do
-      runs+=("sft-lr$lr")
-      [[ -d $RUNS/sft-lr$lr/final ]] \
-        || jobs+=("sft lr=$lr output_dir=$RUNS/sft-lr$lr resume=true ${SFT_ARGS:-}")
+    for spec in "${SFT_RUNS[@]}"; do
+      run=sft-${spec%%:*} args=${spec#*:}
+      runs+=("$run")
+      [[ -d $RUNS/$run/final ]] \
+        || jobs+=("sft output_dir=$RUNS/$run resume=true ${SFT_ARGS:-} ${args//,/ }")
     done
     run_part "$RUNS/logs/sft" "${jobs[@]}"
     unfinished sft "${runs[@]}" && exit 0
     jobs=()
-    for lr in "${LRS[@]}"; do
-      jobs+=("valid $RUNS/sft-lr$lr/final sft-lr$lr" "eval $RUNS/sft-lr$lr/final sft-lr$lr")
+    for run in "${runs[@]}"; do
+      jobs+=("valid $RUNS/$run/final $run" "eval $RUNS/$run/final $run")
     done
     PER_GPU=$(all_at_once ${#jobs[@]}) run_jobs "$RUNS/logs/sft-eval" "${jobs[@]}"
-    lr=$(best_sft)
-    echo "best learning rate on validation: $lr"
-    rm -rf "$RUNS/sft" && cp -r "$RUNS/sft-lr$lr" "$RUNS/sft"
+    run=$(best_sft "${runs[@]}")
+    echo "best on validation: $run"
+    rm -rf "$RUNS/sft" && cp -r "$RUNS/$run" "$RUNS/sft"
     pack sft sft
     ;;
   sft-part)
