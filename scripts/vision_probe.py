@@ -9,6 +9,7 @@ this cannot learn to draw the right boxes either.
     python scripts/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision] [--lr 1e-3]
         [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
     python scripts/vision_probe.py swap MODEL [--episodes 24]       # any checkpoint, CPU
+        [--max-pixels 200704]                                       # (448x448)
 
 ``data`` plays ``env.reset`` for train seeds from 10,000,000 and validation seeds from
 2,000,000 (never the test seeds), keeping the 224x224 images (or ``--max-pixels``) as uint8.
@@ -242,7 +243,11 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     from drawenv.env import DrawSpatialEnv
 
     policy = VLMPolicy.from_pretrained(args.model)
-    env = DrawSpatialEnv(**SUITE, coords=policy.coords, patch_factor=policy.patch_factor)
+    env = DrawSpatialEnv(
+        **(SUITE | {"max_pixels": args.max_pixels}),
+        coords=policy.coords,
+        patch_factor=policy.patch_factor,
+    )
 
     @torch.no_grad()
     def loss(examples: list) -> tuple[float, float]:
@@ -290,13 +295,12 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
+    pixels = {"type": int, "default": SUITE["max_pixels"], "help": "image budget (448x448: 200704)"}
     data = sub.add_parser("data")
     data.add_argument("out", type=Path)
     data.add_argument("--items", type=int, default=16000)
     data.add_argument("--valid", type=int, default=512)
-    data.add_argument(
-        "--max-pixels", type=int, default=SUITE["max_pixels"], help="image budget (448x448: 200704)"
-    )
+    data.add_argument("--max-pixels", **pixels)
     fit = sub.add_parser("train")
     fit.add_argument("model")
     fit.add_argument("data")
@@ -311,6 +315,7 @@ def main() -> None:
     check = sub.add_parser("swap")
     check.add_argument("model")
     check.add_argument("--episodes", type=int, default=24)
+    check.add_argument("--max-pixels", **pixels)
     args = parser.parse_args()
     if args.stage == "data":
         make_data(args.out, args.items, args.valid, args.max_pixels)

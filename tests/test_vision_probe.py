@@ -91,6 +91,11 @@ def test_swap_scores_own_and_swapped_images_apart(tmp_path):
     # the count loss sums two or more tokens' losses an episode (one or more boxes)
     assert result["count_loss_own_images"] != result["count_loss_swapped_images"]
     assert result["count_loss_own_images"] > 0 and np.isfinite(result["count_loss_own_images"])
+    # the same episodes shown at 448x448: four times the image tokens, another loss
+    done = probe("swap", str(model), "--episodes", "4", "--max-pixels", "200704")
+    assert done.returncode == 0, done.stderr
+    big = json.loads(done.stdout.strip().splitlines()[-1])
+    assert big["own_images"] != result["own_images"]
 
 
 def test_count_tokens_are_where_a_box_list_goes_on_or_closes(monkeypatch):
