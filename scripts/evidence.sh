@@ -6,7 +6,8 @@
 #   bash scripts/evidence.sh data                 # 500 oracle trajectories: the tokenizer's text
 #   bash scripts/evidence.sh init                 # tokenizer + random weights (configs/evidence/model.toml)
 #   bash scripts/evidence.sh sft                  # cold-start SFT on streamed oracle episodes
-#                                                 # (configs/evidence/sft.toml)
+#                                                 # (configs/evidence/sft.toml, or SFT_CONFIG:
+#                                                 # configs/evidence/sft_448.toml for run G)
 #   bash scripts/evidence.sh rl ARM SEED          # ARM: grpo, ap_grpo or grpo_snra (configs/evidence/ARM.toml)
 #   bash scripts/evidence.sh eval MODEL NAME      # held-out test: 200 items, greedy
 #   bash scripts/evidence.sh valid MODEL NAME     # validation items (model selection), greedy
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/evidence
-# 448x448 scenes shown at 224x224; MAX_PIXELS=200704 shows them whole
+# 448x448 scenes shown at 224x224; MAX_PIXELS=200704 shows them whole (run G and the RL from it)
 SUITE=(--task counting --difficulty 1 --max-pixels "${MAX_PIXELS:-50176}")
 TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
 VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199
@@ -50,7 +51,7 @@ case "$stage" in
     drawenv train init --config configs/evidence/model.toml "$@"
     ;;
   sft)
-    drawenv train sft --config configs/evidence/sft.toml "$@"
+    drawenv train sft --config "${SFT_CONFIG:-configs/evidence/sft.toml}" "$@"
     ;;
   rl)
     arm=${1:?"rl needs ARM (grpo, ap_grpo or grpo_snra) and SEED"}
