@@ -6,9 +6,9 @@
 #                                      # SFT_RUNS), each scored on the validation and test
 #                                      # items; the best on validation becomes
 #                                      # runs/evidence/sft/final. With PART, all unfinished
-#                                      # runs at once for at most PART seconds,
-#                                      # resuming from their checkpoints; run it again on the same
-#                                      # machine until every run has finished and been scored
+#                                      # runs at once for at most PART seconds, resuming from
+#                                      # their checkpoints; run it again on the same machine
+#                                      # until every run has finished and been scored
 #   bash scripts/evidence_gpu.sh sft-part  # one SFT run (configs/evidence/sft.toml) that spans
 #                                      # device calls: data and init when absent, then SFT for at
 #                                      # most PART seconds (default 540), resuming from its latest
