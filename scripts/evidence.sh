@@ -39,7 +39,9 @@ case "$stage" in
       first=$((k * per))
       count=$(( first + per > n ? n - first : per ))
       (( count > 0 )) || continue
-      drawenv export-sft "${SUITE[@]}" -n "$count" --seed "$first" --corrections 0.5 \
+      # always at 224x224, whatever MAX_PIXELS says, so that every run shares one tokenizer
+      drawenv export-sft --task counting --difficulty 1 --max-pixels 50176 -n "$count" \
+        --seed "$first" --corrections 0.5 \
         --out "$RUNS/data/part$k.jsonl" >/dev/null &
       pids+=($!)
     done
