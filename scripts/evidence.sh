@@ -18,8 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/evidence
+TASK=(--task counting --difficulty 1)
 # 448x448 scenes shown at 224x224; MAX_PIXELS=200704 shows them whole (run G and the RL from it)
-SUITE=(--task counting --difficulty 1 --max-pixels "${MAX_PIXELS:-50176}")
+SUITE=("${TASK[@]}" --max-pixels "${MAX_PIXELS:-50176}")
 TEST_SEED=1000000   # held-out test items: reset seeds 1000000..1000199
 VALID_SEED=2000000  # validation items: reset seeds 2000000..2000199
 # Training never uses these: the tokenizer's text comes from seeds 0..N-1, streamed SFT episodes
@@ -40,9 +41,8 @@ case "$stage" in
       count=$(( first + per > n ? n - first : per ))
       (( count > 0 )) || continue
       # always at 224x224, whatever MAX_PIXELS says, so that every run shares one tokenizer
-      drawenv export-sft --task counting --difficulty 1 --max-pixels 50176 -n "$count" \
-        --seed "$first" --corrections 0.5 \
-        --out "$RUNS/data/part$k.jsonl" >/dev/null &
+      drawenv export-sft "${TASK[@]}" --max-pixels 50176 -n "$count" --seed "$first" \
+        --corrections 0.5 --out "$RUNS/data/part$k.jsonl" >/dev/null &
       pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done  # fails if any shard failed
