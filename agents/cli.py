@@ -83,6 +83,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
             "`--agent vlm` needs `--model PATH`, a local model folder, e.g. "
             "`drawenv eval --agent vlm --model ~/models/Qwen2.5-VL-3B-Instruct --task maze`."
         )
+    if args.temperature is not None and not args.temperature >= 0:
+        raise DrawEnvError(
+            f"`--temperature` must be >= 0 (0 is greedy), got {args.temperature}, e.g. "
+            "`--temperature 0.7`."
+        )
     from agents.vlm_eval import run_vlm_eval  # torch and transformers: the `agents` extra
 
     run_vlm_eval(
@@ -90,6 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         suites=suites,
         episodes=args.n,
         k=args.k,
+        temperature=args.temperature,
         seed=args.seed,
         out=out,
         device=args.device,
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}, vlm")
     p.add_argument("--model", help="with --agent vlm: a local model folder (nothing downloads)")
     p.add_argument("--k", type=int, default=1, help="with --agent vlm: samples per task, pass@k")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help="with --agent vlm: sample at this temperature (default: greedy for --k 1, the "
+        "model's sampling settings for --k above 1)",
+    )
     p.add_argument("--device", default="cpu", help="with --agent vlm: cpu, cuda, cuda:1, …")
     p.add_argument(
         "--dtype", default="float32", help="with --agent vlm: float32, bfloat16, float16"

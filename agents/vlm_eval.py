@@ -221,6 +221,7 @@ def run_vlm_eval(
     suites: Sequence[str],
     episodes: int = 20,
     k: int = 1,
+    temperature: float | None = None,
     seed: int = 0,
     out: Path | None = None,
     device: str = "cpu",
@@ -230,8 +231,12 @@ def run_vlm_eval(
     **env_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Load the model folder ``model`` (local files only), evaluate it on every suite, print the
-    summary and pass@k tables, and with ``out`` write ``results.jsonl``, images and the viewer."""
+    summary and pass@k tables, and with ``out`` write ``results.jsonl``, images and the viewer.
+
+    ``temperature`` samples every episode at that temperature, ``k == 1`` included (0: greedy);
+    without it sampling follows :func:`evaluate_vlm`."""
     policy = VLMPolicy.from_pretrained(model, device=device, dtype=dtype, settings=settings)
+    sampling = None if temperature is None else replace(policy.settings, temperature=temperature)
     results: list[dict[str, Any]] = []
     for suite in suites:
         results += evaluate_vlm(
@@ -240,6 +245,7 @@ def run_vlm_eval(
             episodes=episodes,
             k=k,
             seed=seed,
+            settings=sampling,
             batch_size=batch_size,
             image_dir=out / "images" if out else None,
             first_episode=len(results),

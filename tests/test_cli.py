@@ -97,6 +97,10 @@ def test_demo_runs_every_agent_on_every_suite(tmp_path):
             ["eval", "--agent", "oracle", "--task", "maze", "--coords", "norm"],
             ["coords", "norm1000"],
         ),
+        (
+            ["eval", "--agent", "vlm", "--model", "m", "--temperature", "-1"],
+            ["--temperature", ">= 0", "0.7"],
+        ),
     ],
 )
 def test_bad_arguments_say_what_to_type(args, words):
@@ -132,6 +136,27 @@ def test_eval_a_local_vlm_with_pass_at_k(tmp_path):
     assert "pass@1" in done.stdout and "pass@2" in done.stdout
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(results) == 4 and (out / "index.html").is_file()
+
+
+def test_eval_vlm_temperature_samples_and_zero_is_greedy(tmp_path):
+    from agents.testing import save_tiny_model
+
+    model = tmp_path / "tiny-qwen"
+    save_tiny_model(model)
+
+    def texts(*extra: str) -> list[list[str]]:
+        out = tmp_path / "-".join(extra or ("default",))
+        args = ["--model", str(model), "--task", "counting", "-n", "3", "--out", str(out)]
+        done = run("eval", "--agent", "vlm", *args, *extra)
+        assert done.returncode == 0, done.stderr
+        lines = (out / "results.jsonl").read_text().splitlines()
+        return [[turn["text"] for turn in json.loads(line)["turns"]] for line in lines]
+
+    greedy = texts()
+    assert texts("--temperature", "0") == greedy  # --k 1 is greedy; 0 says so explicitly
+    # at temperature 3 the random model samples near-uniformly from ~1,000 tokens: 3 episodes of
+    # up to 512 tokens a turn cannot all repeat the greedy text
+    assert texts("--temperature", "3") != greedy
 
 
 def test_eval_vlm_without_a_model_says_what_to_type():

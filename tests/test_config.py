@@ -199,9 +199,9 @@ EVIDENCE = Path(__file__).resolve().parents[1] / "configs" / "evidence"
     [
         ("sft.toml", SFTConfig, 224 * 224),
         ("sft_448.toml", SFTConfig, 448 * 448),
-        ("grpo.toml", GRPOConfig, 224 * 224),
-        ("ap_grpo.toml", GRPOConfig, 224 * 224),
-        ("grpo_snra.toml", GRPOConfig, 224 * 224),
+        ("grpo.toml", GRPOConfig, 448 * 448),
+        ("ap_grpo.toml", GRPOConfig, 448 * 448),
+        ("grpo_snra.toml", GRPOConfig, 448 * 448),
     ],
 )
 def test_the_shipped_evidence_configs_load(name, cls, pixels):
