@@ -60,13 +60,14 @@ def _mean(values: Iterable[float]) -> float:
 
 
 def format_pass_table(rows: list[dict[str, Any]], k: int) -> str:
-    """The pass-rate rows as a fixed-width text table."""
-    header = f"{'agent':<12} {'suite':<10} {'tasks':>5} {'pass@1':>7} {f'pass@{k}':>7}"
+    """The pass-rate rows as a fixed-width text table (one pass@1 column when ``k == 1``)."""
+    columns = ["pass@1"] if k == 1 else ["pass@1", f"pass@{k}"]
+    header = f"{'agent':<12} {'suite':<10} {'tasks':>5}" + "".join(f" {c:>7}" for c in columns)
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['agent']:<12} {r['suite']:<10} {r['tasks']:>5} {r['pass@1']:>7.3f} "
-            f"{r[f'pass@{k}']:>7.3f}"
+            f"{r['agent']:<12} {r['suite']:<10} {r['tasks']:>5}"
+            + "".join(f" {r[c]:>7.3f}" for c in columns)
         )
     return "\n".join(lines)
 

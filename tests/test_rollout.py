@@ -181,6 +181,16 @@ def test_pass_at_k(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected)
 
 
+def test_pass_table_has_one_column_per_distinct_pass_rate():
+    row = {"agent": "vlm", "suite": "counting", "tasks": 4, "pass@1": 0.25, "pass@3": 0.5}
+    single = format_pass_table([row], 1).splitlines()
+    assert single[0].split() == ["agent", "suite", "tasks", "pass@1"]
+    assert single[2].split() == ["vlm", "counting", "4", "0.250"]
+    double = format_pass_table([row], 3).splitlines()
+    assert double[0].split() == ["agent", "suite", "tasks", "pass@1", "pass@3"]
+    assert double[2].split() == ["vlm", "counting", "4", "0.250", "0.500"]
+
+
 def test_vlm_eval_records_feed_the_summary_and_the_viewer(policy, tmp_path):
     results = evaluate_vlm(policy, episodes=2, k=2, image_dir=tmp_path / "images", **SMALL)
     assert [(r["task"], r["sample"]) for r in results] == [(0, 0), (0, 1), (1, 0), (1, 1)]
