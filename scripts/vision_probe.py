@@ -235,7 +235,10 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     import copy
     import tempfile
 
+    from torch.nn.functional import cross_entropy
+
     from agents.evaluate import play_episode
+    from agents.losses import sft_loss
     from agents.policy import VLMPolicy
     from agents.scripted import OracleAgent
     from agents.sft_data import to_messages
@@ -254,15 +257,16 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
         """(SFT loss, mean count loss) of the examples."""
         inputs = _batch(policy, examples)
         mask = inputs.pop("loss_mask")
-        logits = policy.model(**inputs, use_cache=False).logits
-        logp = torch.log_softmax(logits[:, :-1].float(), -1)
-        token_loss = -logp.gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]  # of token t + 1
-        count = [
-            float(token_loss[row, [p - 1 for p in decisions[row]]].sum())
-            for row in range(len(examples))
+        logits, ids = policy.model(**inputs, use_cache=False).logits, inputs["input_ids"]
+        count = [  # logits row p - 1 predicts token p
+            float(
+                cross_entropy(
+                    logits[row, [p - 1 for p in tokens]].float(), ids[row, tokens], reduction="sum"
+                )
+            )
+            for row, tokens in enumerate(decisions)
         ]
-        sft = token_loss[mask[:, 1:].bool()].mean()  # the SFT loss: the assistant's tokens
-        return float(sft), sum(count) / len(count)
+        return float(sft_loss(logits, ids, mask)), sum(count) / len(count)
 
     with tempfile.TemporaryDirectory() as tmp:
         root, own, decisions = Path(tmp), [], []
