@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
+from typing import Any
 
-from agents.base import Agent
-from agents.evaluate import evaluate, format_table, save_run, summarise
-from agents.heuristic import HeuristicAgent
-from agents.scripted import AnswerOnlyAgent, OracleAgent, RandomAgent
+from agents.evaluate import evaluate, evaluate_suites, report
+from agents.scripted import AGENTS, make_agent
 from drawenv.errors import DrawEnvError, check_choice
 from drawenv.tasks import SUITES
 
-AGENTS: dict[str, type[Agent]] = {
-    "random": RandomAgent,
-    "answer_only": AnswerOnlyAgent,
-    "heuristic": HeuristicAgent,
-    "oracle": OracleAgent,
-}
 DEMO_EPISODES = 30  # per agent and suite: the demo takes about two minutes on 2 CPU cores
-
-
-def make_agent(name: str) -> Agent:
-    """An agent by its command-line name."""
-    return AGENTS[check_choice("--agent", name, AGENTS)]()
 
 
 def run_and_report(
@@ -33,21 +22,11 @@ def run_and_report(
     """Evaluate every agent on every suite, print the table, write results and the viewer."""
     results: list[dict] = []
     for name in agents:
-        for suite in suites:
-            results += evaluate(
-                make_agent(name),
-                task=suite,
-                episodes=episodes,
-                seed=seed,
-                image_dir=out / "images" if out else None,
-                first_episode=len(results),
-                progress=True,
-                **env_kwargs,
-            )
-    print()
-    print(format_table(summarise(results)))
-    if out is not None:
-        save_run(results, out)
+        play = functools.partial(
+            evaluate, make_agent(name), episodes=episodes, seed=seed, **env_kwargs
+        )
+        results += evaluate_suites(play, suites, out, first_episode=len(results))
+    report(results, out)
     return results
 
 
@@ -88,7 +67,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             f"`--temperature` must be >= 0 (0 is greedy), got {args.temperature}, e.g. "
             "`--temperature 0.7`."
         )
-    from agents.vlm_eval import run_vlm_eval  # torch and transformers: the `agents` extra
+    from agents.vlm.evaluate import run_vlm_eval  # torch and transformers: the `agents` extra
 
     run_vlm_eval(
         args.model,
@@ -146,7 +125,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_export_sft(args: argparse.Namespace) -> None:
-    from agents.sft_data import export_sft
+    from agents.train.sft_data import export_sft
 
     suites = list(SUITES) if args.task == "mixed" else args.task.split(",")
     for suite in suites:
@@ -158,7 +137,7 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
         out=Path(args.out),
         corrections=args.corrections,
         protocol=args.protocol,
-        coords=args.coords,
+        coords=args.coords or "pixel",
         difficulty=args.difficulty,
         max_pixels=args.max_pixels,
     )
@@ -169,10 +148,10 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
 
 
 TRAIN_STAGES = {
-    "init": "agents.scratch",
-    "sft": "agents.train_sft",
-    "reflect": "agents.reflect",
-    "grpo": "agents.train_grpo",
+    "init": "agents.train.scratch",
+    "sft": "agents.train.sft",
+    "reflect": "agents.train.reflect",
+    "grpo": "agents.train.grpo",
 }
 """``drawenv train STAGE`` runs the ``main`` of this module with the rest of the command line."""
 
@@ -186,14 +165,28 @@ def cmd_train(args: argparse.Namespace) -> None:
         sys.exit(code)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="drawenv",
-        description="Evaluate agents in DrawSpatial-v0 and inspect what they did.",
-        epilog="Start with `drawenv demo`; see docs/cli.md for every command.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _add_item_options(p: argparse.ArgumentParser, seed_help: str = "first episode seed") -> None:
+    """Which items a command plays: the seed and the procedural difficulty."""
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
+    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3 (default 1)")
 
+
+def _add_env_options(p: argparse.ArgumentParser) -> None:
+    """The env settings every playing command takes, with one set of defaults."""
+    _add_item_options(p)
+    p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call (default vilasr)")
+    p.add_argument(
+        "--coords",
+        help="pixel or norm1000 (default: pixel; with --agent vlm the model family's own)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        help="env image budget: images are resized to at most this many pixels (default 200704)",
+    )
+
+
+def _add_demo(commands: Any) -> None:
     p = commands.add_parser("demo", help="run every baseline on every built-in suite")
     p.add_argument(
         "-n",
@@ -202,63 +195,59 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEMO_EPISODES,
         help=f"episodes per agent and suite (default {DEMO_EPISODES})",
     )
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
-    p.add_argument("--difficulty", type=int, default=2, help="1, 2 or 3 (default 2)")
+    _add_item_options(p)
     p.add_argument("--out", help="output folder (default runs/demo)")
     p.set_defaults(run=cmd_demo)
 
+
+def _add_eval(commands: Any) -> None:
     p = commands.add_parser("eval", help="evaluate one agent (or a local VLM) on a suite")
     p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}, vlm")
-    p.add_argument("--model", help="with --agent vlm: a local model folder (nothing downloads)")
-    p.add_argument("--k", type=int, default=1, help="with --agent vlm: samples per task, pass@k")
-    p.add_argument(
-        "--temperature",
-        type=float,
-        help="with --agent vlm: sample at this temperature (default: greedy for --k 1, the "
-        "model's sampling settings for --k above 1)",
-    )
-    p.add_argument("--device", default="cpu", help="with --agent vlm: cpu, cuda, cuda:1, …")
-    p.add_argument(
-        "--dtype", default="float32", help="with --agent vlm: float32, bfloat16, float16"
-    )
     p.add_argument(
         "--task", default="all", help=f"a suite ({', '.join(SUITES)}), mixed, all, or a .jsonl file"
     )
-    p.add_argument(
-        "--batch-size", type=int, default=32, help="with --agent vlm: episodes per rollout batch"
-    )
     p.add_argument("-n", type=int, default=20, help="episodes per suite (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--out", help="write results.jsonl, images and index.html here")
-    p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
-    p.add_argument(
-        "--coords", help="pixel or norm1000 (default: pixel; a VLM's own convention for vlm)"
-    )
-    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
     p.add_argument("--max-turns", type=int, help="model turns per episode (default: the suite's)")
-    p.add_argument(
-        "--max-pixels",
-        type=int,
-        help="env image budget: images are resized to at most this many pixels (default 200704)",
+    _add_env_options(p)
+    vlm = p.add_argument_group("with --agent vlm")
+    vlm.add_argument("--model", help="a local model folder (nothing downloads)")
+    vlm.add_argument("--k", type=int, default=1, help="samples per task, pass@k (default 1)")
+    vlm.add_argument(
+        "--temperature",
+        type=float,
+        help="sample at this temperature (default: greedy for --k 1, the model's sampling "
+        "settings for --k above 1)",
+    )
+    vlm.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (default cpu)")
+    vlm.add_argument(
+        "--dtype", default="float32", help="float32, bfloat16, float16 (default float32)"
+    )
+    vlm.add_argument(
+        "--batch-size", type=int, default=32, help="episodes per rollout batch (default 32)"
     )
     p.set_defaults(run=cmd_eval)
 
+
+def _add_view(commands: Any) -> None:
     p = commands.add_parser("view", help="build the HTML viewer from a results.jsonl")
     p.add_argument("results", help="path to results.jsonl")
     p.set_defaults(run=cmd_view)
 
+
+def _add_show(commands: Any) -> None:
     p = commands.add_parser("show", help="write one task's image(s) and print its prompt")
     p.add_argument("--task", required=True, help=f"a suite: {', '.join(SUITES)}")
     p.add_argument("--index", type=int, default=0, help="item index (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
-    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3")
+    _add_item_options(p, seed_help="suite seed")
     p.add_argument("--out", help="PNG path (default <task>-<index>.png)")
     p.set_defaults(run=cmd_show)
 
+
+def _add_export_sft(commands: Any) -> None:
     p = commands.add_parser("export-sft", help="write oracle trajectories as chat-message JSONL")
     p.add_argument("--task", default="mixed", help="mixed, a suite, or suites joined by commas")
     p.add_argument("-n", type=int, default=50, help="episodes per suite (default 50)")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--out", required=True, help="output .jsonl; images go in a folder beside it")
     p.add_argument(
         "--corrections",
@@ -266,16 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         help="share of episodes with an injected self-correction (default 0.5)",
     )
-    p.add_argument("--protocol", default="vilasr", help="vilasr or tool_call")
-    p.add_argument("--coords", default="pixel", help="pixel or norm1000")
-    p.add_argument("--difficulty", type=int, default=1, help="1, 2 or 3 (default 1)")
-    p.add_argument(
-        "--max-pixels",
-        type=int,
-        help="env image budget: images are resized to at most this many pixels (default 200704)",
-    )
+    _add_env_options(p)
     p.set_defaults(run=cmd_export_sft)
 
+
+def _add_train(commands: Any) -> None:
     p = commands.add_parser(
         "train",
         help="train a VLM: init (from scratch), sft (cold start), reflect or grpo",
@@ -283,12 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
         "`drawenv train STAGE --help` lists every setting of the stage (docs/training.md).",
     )
     p.add_argument("stage", choices=list(TRAIN_STAGES), help="init, sft, reflect or grpo")
-    p.add_argument(
-        "args",
-        nargs=argparse.REMAINDER,
-        help="--config FILE, key=value overrides (grpo also --resume [CHECKPOINT])",
-    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="--config FILE and key=value settings")
     p.set_defaults(run=cmd_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``drawenv`` parser: one sub-command per ``_add_<command>``."""
+    parser = argparse.ArgumentParser(
+        prog="drawenv",
+        description="Evaluate agents in DrawSpatial-v0 and inspect what they did.",
+        epilog="Start with `drawenv demo`; see docs/cli.md for every command.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_demo, _add_eval, _add_view, _add_show, _add_export_sft, _add_train):
+        add(commands)
     return parser
 
 

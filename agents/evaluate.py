@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ def play_episode(
         "system_prompt": info["system_prompt"],
         "answer": task.answer,
         "answer_type": task.answer_type,
-        "images": _save(obs["images"], range(1, len(obs["images"]) + 1), image_dir, episode),
+        "images": save_images(obs["images"], range(1, len(obs["images"]) + 1), image_dir, episode),
         "turns": [],
     }
     done = False
@@ -66,7 +66,7 @@ def play_episode(
                 "text": text,
                 "operations": [{"kind": op.kind, **asdict(op)} for op in info["operations"]],
                 "new_images": new,
-                "new_image_paths": _save(obs["images"], new, image_dir, episode),
+                "new_image_paths": save_images(obs["images"], new, image_dir, episode),
                 "errors": info["errors"],
                 "message": obs["text"],
                 "reward": reward,
@@ -86,9 +86,11 @@ def play_episode(
     return record
 
 
-def _save(
-    images: tuple[np.ndarray, ...], indices: Iterable[int], image_dir: Path | None, episode: int
+def save_images(
+    images: Sequence[np.ndarray], indices: Iterable[int], image_dir: Path | None, episode: int
 ) -> list[str]:
+    """Save the 1-based ``indices`` of ``images`` as PNG in ``image_dir``; returns their paths
+    relative to its parent, as records reference them (nothing is saved without ``image_dir``)."""
     if image_dir is None:
         return []
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -128,11 +130,12 @@ def evaluate(
             )
         )
         if progress:
-            _progress(f"{agent.name} on {task}", i + 1, episodes)
+            print_progress(f"{agent.name} on {task}", i + 1, episodes)
     return results
 
 
-def _progress(label: str, done: int, total: int) -> None:
+def print_progress(label: str, done: int, total: int) -> None:
+    """A one-line progress bar on stderr, redrawn in place until ``done == total``."""
     width = 30
     filled = round(width * done / total)
     end = "\n" if done == total else ""
@@ -170,7 +173,8 @@ def summarise(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def is_reflective(result: dict[str, Any]) -> bool:
-    """Some label was drawn at two different steps with different geometry (SPEC §7)."""
+    """Some label was drawn at two different steps with different geometry: the model looked at
+    its drawing and fixed it (docs/training.md, reflective rejection sampling)."""
     seen: dict[tuple[str, str], tuple[int, Any]] = {}
     for step, turn in enumerate(result["turns"]):
         for op in turn["operations"]:
@@ -206,6 +210,38 @@ def write_results(results: Iterable[dict[str, Any]], path: Path) -> Path:
         for result in results:
             file.write(json.dumps(result, ensure_ascii=False, default=_plain) + "\n")
     return path
+
+
+def evaluate_suites(
+    play: Callable[..., list[dict[str, Any]]],
+    suites: Iterable[Any],
+    out: Path | None,
+    *,
+    first_episode: int = 0,
+) -> list[dict[str, Any]]:
+    """Records of ``play(task=suite, …)`` for every suite, episodes numbered on from
+    ``first_episode`` across the suites, images under ``out/images`` when ``out`` is given."""
+    results: list[dict[str, Any]] = []
+    for suite in suites:
+        results += play(
+            task=suite,
+            image_dir=out / "images" if out else None,
+            first_episode=first_episode + len(results),
+            progress=True,
+        )
+    return results
+
+
+def report(results: list[dict[str, Any]], out: Path | None, *tables: str) -> None:
+    """Print the agent x suite table and any further ``tables``; with ``out``, write
+    ``results.jsonl`` and the viewer there (:func:`save_run`)."""
+    print()
+    print(format_table(summarise(results)))
+    for table in tables:
+        print()
+        print(table)
+    if out is not None:
+        save_run(results, out)
 
 
 def save_run(results: list[dict[str, Any]], out: Path) -> None:

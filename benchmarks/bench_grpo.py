@@ -11,12 +11,12 @@ or on the CPU ``python benchmarks/bench_grpo.py --device cpu`` (the tiny test mo
 ``--episodes 64 --micro-batches 1,8,16,64 --max-new-tokens 256``.
 
 The model is :mod:`random_vlm`'s (a ~0.8B random-weight Qwen2.5-VL; ``--tiny``: the test model),
-set up as :func:`agents.train_grpo.train_grpo` sets it up: float32 weights and AdamW states, the
+set up as :func:`agents.train.grpo.train_grpo` sets it up: float32 weights and AdamW states, the
 vision tower frozen, forward passes under CUDA autocast in ``--dtype``, and with
 ``--gradient-checkpointing`` activations recomputed in the backward pass. One batched rollout
 plays ``--episodes`` episodes in groups of ``--group-size`` (the trainer's envs and advantages;
 64 tokens per turn, the first turn opening with a scripted drawing, ``max_turns=2``). Each row
-then times one call of :func:`agents.train_grpo.optimise` over all of them (one epoch: a forward
+then times one call of :func:`agents.train.grpo.optimise` over all of them (one epoch: a forward
 and backward pass per micro-batch, then one clipped AdamW step), after an untimed call on one
 micro-batch. Tokens/s count the trajectories' whole sequences (what the forward passes read) and
 their generated tokens (what the loss trains). The baseline is micro-batch 1, one trajectory per
@@ -32,26 +32,21 @@ import math
 import torch
 from random_vlm import build_policy, device_name, peak_gib, seconds_since, start_clock, write_json
 
-from agents.config import GRPOConfig
-from agents.losses import group_advantages
-from agents.rollout import Trajectory, rollout
-from agents.train_grpo import Ranks, make_envs, optimise
-from agents.train_sft import (
-    autocast,
-    enable_activation_checkpointing,
-    freeze_vision_tower,
-    make_optimizer,
-)
+from agents.train.config import GRPOConfig
+from agents.train.distributed import Ranks
+from agents.train.grpo import Models, make_envs, optimise
+from agents.train.losses import group_advantages
+from agents.train.optim import enable_activation_checkpointing, freeze_vision_tower, make_optimizer
+from agents.vlm.device import autocast
+from agents.vlm.rollout import Trajectory, rollout
 
 
 def measure(
-    config: GRPOConfig,
-    trajectories: list[Trajectory],
-    advantages: torch.Tensor,
-    train: dict,
+    config: GRPOConfig, trajectories: list[Trajectory], advantages: torch.Tensor, models: Models
 ) -> dict:
     """Time one :func:`optimise` call over ``trajectories`` in micro-batches of
-    ``config.micro_batch``; ``train`` holds its policy, model, optimizer, scheduler and ranks."""
+    ``config.micro_batch``."""
+    ranks = Ranks(0, 1, models.policy.device)
     size = config.micro_batch
     sequence = sum(len(t.ids) for t in trajectories)
     generated = sum(t.n_generated for t in trajectories)
@@ -63,14 +58,14 @@ def measure(
     }
     try:
         # Untimed on one micro-batch first: kernel selection, allocator growth, AdamW state.
-        optimise(config, trajectories=trajectories[:size], advantages=advantages[:size], **train)
+        optimise(config, models, trajectories[:size], advantages[:size], ranks)
         start = start_clock(config.device)
-        metrics = optimise(config, trajectories=trajectories, advantages=advantages, **train)
+        metrics = optimise(config, models, trajectories, advantages, ranks)
         seconds = seconds_since(start, config.device)
     except torch.OutOfMemoryError:
         seconds = None
     if seconds is None:
-        train["optimizer"].zero_grad(set_to_none=True)
+        models.optimizer.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
         return {**result, "out_of_memory": True}
     return {
@@ -84,7 +79,7 @@ def measure(
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -107,14 +102,19 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table as JSON here")
     args = parser.parse_args()
     args.tiny = args.tiny or (args.device == "cpu" and not args.large)  # a minute on a CPU
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.episodes % args.group_size:
+        parser.error(f"--episodes must be a multiple of --group-size, got {args.episodes}")
+    return args
+
+
+def configs_of(args: argparse.Namespace) -> list[GRPOConfig]:
+    """One config per micro-batch size, micro-batch 1 (the baseline) first."""
     sizes = [int(s) for s in args.micro_batches.split(",")]
     if sizes[0] != 1:
-        sizes.insert(0, 1)  # the baseline
-    configs = [
+        sizes.insert(0, 1)
+    return [
         GRPOConfig(
-            model="random weights",  # never loaded: the policy is built below
+            model="random weights",  # never loaded: the policy is built in main
             task=args.task,
             prompts_per_step=max(1, args.episodes // args.group_size),
             group_size=args.group_size,
@@ -128,59 +128,15 @@ def main() -> None:
         )
         for size in sizes
     ]
-    config = configs[0]
-    if config.rollout_batch != args.episodes:
-        parser.error(f"--episodes must be a multiple of --group-size, got {args.episodes}")
 
-    policy = build_policy(
-        tiny=args.tiny, device=args.device, dtype="float32", max_new_tokens=args.max_new_tokens
-    )
-    model = policy.model
-    if config.freeze_vision:
-        freeze_vision_tower(model)
-    if config.gradient_checkpointing:
-        enable_activation_checkpointing(model)
-    params = sum(p.numel() for p in model.parameters())
-    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer = make_optimizer(model, config.lr, config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
 
-    # One rollout batch as the trainer plays it: groups of envs reset with the same seed.
-    envs = make_envs(config, policy, args.episodes)
-    seeds = [args.seed + i // args.group_size for i in range(args.episodes)]
-    start = start_clock(args.device)
-    with torch.no_grad(), autocast(policy.device, args.dtype):
-        trajectories = rollout(policy, envs, seed=seeds, max_tokens=config.max_tokens)
-    rollout_seconds = seconds_since(start, args.device)
-    rewards = torch.tensor([t.reward for t in trajectories], dtype=torch.float32)
-    advantages = group_advantages(
-        rewards,
-        config.group_size,
-        kind=config.advantage,
-        alpha=config.alpha,
-        scale=config.reward_scale,
-    )
-
-    train = {
-        "policy": policy,
-        "train_model": model,
-        "optimizer": optimizer,
-        "scheduler": scheduler,
-        "ranks": Ranks(0, 1, policy.device),
-    }
-    rows = [measure(c, trajectories, advantages, train) for c in configs]
-    baseline = rows[0].get("sequence_tokens_per_s")
-    for r in rows:
-        if baseline and not r["out_of_memory"]:
-            r["ratio_vs_micro_batch1"] = r["sequence_tokens_per_s"] / baseline
-
-    name = device_name(args.device)
+def print_table(rows: list[dict], args: argparse.Namespace, params: int, trained: int) -> None:
     dtype = args.dtype if args.device.startswith("cuda") else "float32"
     print(
-        f"GRPO optimisation on {name}: Qwen2.5-VL random weights, {params / 1e6:,.1f}M params "
-        f"({trained / 1e6:,.1f}M trained), fp32 weights, {dtype} forward, gradient "
-        f"checkpointing {'on' if args.gradient_checkpointing else 'off'}; {args.episodes} "
-        f"trajectories of {args.task} (groups of {args.group_size}, "
+        f"GRPO optimisation on {device_name(args.device)}: Qwen2.5-VL random weights, "
+        f"{params / 1e6:,.1f}M params ({trained / 1e6:,.1f}M trained), fp32 weights, {dtype} "
+        f"forward, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}; "
+        f"{args.episodes} trajectories of {args.task} (groups of {args.group_size}, "
         f"{rows[0]['sequence_tokens'] / args.episodes:,.0f} tokens each, "
         f"{rows[0]['generated_tokens'] / args.episodes:,.0f} generated)"
     )
@@ -201,12 +157,55 @@ def main() -> None:
             f"{r['sequence_tokens_per_s']:>10.0f} {r['generated_tokens_per_s']:>10.0f} "
             f"{peak:>9} {'-' if ratio is None else f'{ratio:.2f}':>10}"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    configs = configs_of(args)
+    config = configs[0]
+    policy = build_policy(
+        tiny=args.tiny, device=args.device, dtype="float32", max_new_tokens=args.max_new_tokens
+    )
+    model = policy.model
+    if config.freeze_vision:
+        freeze_vision_tower(model)
+    if config.gradient_checkpointing:
+        enable_activation_checkpointing(model)
+    params = sum(p.numel() for p in model.parameters())
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = make_optimizer(model, config.lr, config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
+    models = Models(policy, model, optimizer, scheduler, reference=None, fsdp=False)
+
+    # One rollout batch as the trainer plays it: groups of envs reset with the same seed.
+    envs = make_envs(config, policy, args.episodes)
+    seeds = [args.seed + i // args.group_size for i in range(args.episodes)]
+    start = start_clock(args.device)
+    with torch.no_grad(), autocast(policy.device, args.dtype):
+        trajectories = rollout(policy, envs, seed=seeds, max_tokens=config.max_tokens)
+    rollout_seconds = seconds_since(start, args.device)
+    rewards = torch.tensor([t.reward for t in trajectories], dtype=torch.float32)
+    advantages = group_advantages(
+        rewards,
+        config.group_size,
+        kind=config.advantage,
+        alpha=config.alpha,
+        scale=config.reward_scale,
+    )
+    rows = [measure(c, trajectories, advantages, models) for c in configs]
+    baseline = rows[0].get("sequence_tokens_per_s")
+    for r in rows:
+        if baseline and not r["out_of_memory"]:
+            r["ratio_vs_micro_batch1"] = r["sequence_tokens_per_s"] / baseline
+    print_table(rows, args, params, trained)
     if args.out:
         report = {
-            "device": name,
+            "device": device_name(args.device),
             "torch": torch.__version__,
             "model": {"params": params, "trained": trained, "tiny": args.tiny},
-            "forward_dtype": dtype,
+            "forward_dtype": args.dtype if args.device.startswith("cuda") else "float32",
             "gradient_checkpointing": args.gradient_checkpointing,
             "task": args.task,
             "episodes": args.episodes,

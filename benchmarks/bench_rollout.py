@@ -12,7 +12,7 @@ Larger runs: ``--sizes 1,16,64,128 --naive-episodes 16 --max-new-tokens 256``.
 
 The model is :mod:`random_vlm`'s: a ~0.8B random-weight Qwen2.5-VL in bf16 (``--tiny``: the test
 model), every turn exactly ``--max-new-tokens`` tokens, the first turn opening with a scripted
-drawing, ``max_turns=2``. Each batched row times one whole :func:`~agents.rollout.rollout` call
+drawing, ``max_turns=2``. Each batched row times one whole :func:`~agents.vlm.rollout.rollout` call
 (prefill, decoding, env steps, token bookkeeping) after an untimed one of the same size.
 
 The baseline is the naive loop (:func:`naive_episode`): the first ``--naive-episodes`` of the
@@ -39,8 +39,8 @@ from random_vlm import (
 )
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from agents.policy import Segment
-from agents.rollout import rollout
+from agents.vlm.policy import Segment
+from agents.vlm.rollout import rollout
 from drawenv.env import DrawSpatialEnv
 
 

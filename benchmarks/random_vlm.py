@@ -3,7 +3,7 @@
 :func:`build_policy` builds the model from a config with random weights (no download): by
 default a ~0.8B Qwen2.5-VL (a Qwen2.5-0.5B-sized text model with its 151,936-row vocabulary,
 untied, and an 8-block vision tower of Qwen2.5-VL's width) with SDPA attention; ``tiny=True``
-gives the test model of :mod:`agents.testing`. Random weights never choose to stop, so every
+gives the test model of :mod:`agents.vlm.testing`. Random weights never choose to stop, so every
 turn writes exactly ``max_new_tokens`` tokens (``min_new_tokens`` equals it), and
 :class:`BenchPolicy` opens each episode's first turn with a drawing, so that the env draws an
 image and the second turn sees two.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from agents.policy import GenerationSettings, VLMPolicy
-from agents.testing import special_token_ids, tiny_config, tiny_model, tiny_processor
+from agents.vlm.policy import GenerationSettings, VLMPolicy
+from agents.vlm.testing import special_token_ids, tiny_config, tiny_model, tiny_processor
 from drawenv.actions import Box, Draw
 from drawenv.protocol import get_protocol
 

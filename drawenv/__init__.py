@@ -1,11 +1,13 @@
 """drawenv: a Gymnasium environment for training vision-language models to reason by drawing.
 
-``import drawenv`` registers ``DrawSpatial-v0``::
+``import drawenv`` registers ``DrawSpatial-v0`` (every built-in suite, or any ``task=``) and one
+id per built-in suite, ``DrawSpatial-Maze-v0``, ``DrawSpatial-Counting-v0``, … (:data:`ENV_IDS`
+lists them all)::
 
     import gymnasium as gym
     import drawenv
 
-    env = gym.make("DrawSpatial-v0", task="counting")
+    env = gym.make("DrawSpatial-Counting-v0")  # = gym.make("DrawSpatial-v0", task="counting")
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(model_output_text)
 """
@@ -16,14 +18,23 @@ from gymnasium.envs.registration import register, registry
 
 from drawenv.actions import Action, Answer, Box, Draw, Line, Operation
 from drawenv.errors import DrawEnvError
-from drawenv.tasks import TaskRecord, TaskSource
+from drawenv.tasks import SUITES, TaskRecord, TaskSource
 
 __version__ = "0.1.0"
 
-ENV_IDS = ("DrawSpatial-v0",)
+# One class serves every id, as in Minigrid: a suite's id only presets `task`, and keyword
+# arguments given to gym.make override it, as they override any registered kwargs.
+_SUITE_IDS = {f"DrawSpatial-{suite.capitalize()}-v0": suite for suite in SUITES}
+
+ENV_IDS = ("DrawSpatial-v0", *_SUITE_IDS)
+"""Every id ``import drawenv`` registers: ``DrawSpatial-v0``, then one per built-in suite."""
 
 if "DrawSpatial-v0" not in registry:
     register(id="DrawSpatial-v0", entry_point="drawenv.env:DrawSpatialEnv")
+for _env_id, _suite in _SUITE_IDS.items():
+    if _env_id not in registry:
+        register(id=_env_id, entry_point="drawenv.env:DrawSpatialEnv", kwargs={"task": _suite})
+del _env_id, _suite
 
 __all__ = [
     "ENV_IDS",

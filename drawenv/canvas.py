@@ -1,4 +1,4 @@
-"""Drawing annotation layers onto an image (SPEC §3).
+"""Drawing annotation layers onto an image (docs/environment.md, Drawing semantics).
 
 :func:`render` is pure: it takes the root original pixels and the checked, pixel-coordinate
 layers of an image and returns a new array, so a replaced layer never lingers. Shapes are drawn with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -43,13 +44,15 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
 
     ## Rewards
     Paid once, at the end of the episode, by the ``reward`` preset (default ``"vilasr"``:
-    ``0.5·accuracy + 0.5·format`` when the answer scores, else 0). Failure endings pay 0 under the
-    built-in presets. ``info["reward_terms"]`` names every term. See ``docs/rewards.md``.
+    ``0.5·accuracy + 0.5·format`` when the answer scores, else 0), built with ``reward_kwargs``.
+    Failure endings pay 0 under the built-in presets. ``info["reward_terms"]`` names every term.
+    See ``docs/rewards.md``.
 
     ## Starting State
     ``reset`` samples a task from ``task`` with the env's seeded ``np_random`` (or takes
     ``options={"index": i}``), smart-resizes its originals like Qwen2.5-VL's processor, and shows
-    the question prompt. ``options={"progress": t}`` sets the SNRA schedule's training progress.
+    the question prompt. ``options={"progress": t}`` sets the training progress every reward sees
+    as ``Episode.progress`` (the ``snra`` preset's schedule reads it).
 
     ## Episode End
     Terminated on an answer (``answer``), a turn with neither drawing nor answer (``no_action``),
@@ -63,7 +66,8 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     (256·28·28), ``min_pixels`` (4·28·28), ``patch_factor`` (28), ``max_images`` (42),
     ``max_turns`` (None: the task's ``metadata["max_turns"]``, else 10), ``repeat_policy``
     ("terminate"), ``repeat_tolerance`` (0.02),
-    ``invalid_policy`` ("feedback"), ``reward`` ("vilasr"), ``difficulty`` (1),
+    ``invalid_policy`` ("feedback"), ``reward`` ("vilasr"), ``reward_kwargs`` (None: the
+    preset's defaults; e.g. ``{"k_max": 50}`` for ``"snra"``), ``difficulty`` (1),
     ``render_mode`` (None or "rgb_array"), ``copy_images`` (True). See ``docs/environment.md``.
 
     ## Version History
@@ -86,6 +90,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         repeat_tolerance: float = 0.02,
         invalid_policy: str = "feedback",
         reward: Any = "vilasr",
+        reward_kwargs: Mapping[str, Any] | None = None,
         difficulty: int = 1,
         render_mode: str | None = None,
         copy_images: bool = True,
@@ -102,7 +107,16 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         self.repeat_policy = check_choice("repeat_policy", repeat_policy, REPEAT_POLICIES)
         self.repeat_tolerance = check_number("repeat_tolerance", repeat_tolerance, low=0, high=1)
         self.invalid_policy = check_choice("invalid_policy", invalid_policy, INVALID_POLICIES)
-        self.reward_fn = get_reward(reward)
+        if reward_kwargs is not None and not (
+            isinstance(reward_kwargs, Mapping) and all(isinstance(k, str) for k in reward_kwargs)
+        ):
+            raise invalid_argument(
+                "reward_kwargs",
+                reward_kwargs,
+                "None or a mapping of keyword names (str) to values",
+                'For example reward="snra", reward_kwargs={"k_max": 50}.',
+            )
+        self.reward_fn = get_reward(reward, **(reward_kwargs or {}))
         difficulty = check_number("difficulty", difficulty, low=1, high=3, integer=True)
         self.source = make_source(task, difficulty=difficulty)
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -121,7 +135,8 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     # -- public helpers ----------------------------------------------------------------------
 
     def set_training_progress(self, progress: float) -> None:
-        """Set training progress t in [0, 1] (drives the ``snra`` preset's sharpness schedule)."""
+        """Set training progress t in [0, 1], which every reward sees as ``Episode.progress``
+        (the ``snra`` preset's sharpness schedule reads it)."""
         self.progress = float(check_number("progress", progress, low=0, high=1))
 
     @property

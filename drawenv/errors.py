@@ -61,3 +61,21 @@ def check_number(
     if not ok:
         raise invalid_argument(name, value, kind + bounds)
     return value
+
+
+def check_keys(keys: Iterable[Any], allowed: Iterable[str], owner: str) -> None:
+    """Raise unless every key is one of ``allowed``, naming the first unknown key, ``owner``
+    (whose keywords they are), the allowed keys and a "did you mean"."""
+    allowed = list(allowed)
+    unknown = [key for key in keys if key not in allowed]
+    if not unknown:
+        return
+    key = unknown[0]
+    if not allowed:
+        raise DrawEnvError(f"Unknown keyword {key!r} for {owner}: it takes no keywords.")
+    expected = ", ".join(repr(a) for a in allowed)
+    message = f"Unknown keyword {key!r} for {owner}: expected one of {expected}."
+    close = difflib.get_close_matches(key, allowed, n=1) if isinstance(key, str) else []
+    if close:
+        message += f" Did you mean {close[0]!r}?"
+    raise DrawEnvError(message)

@@ -1,10 +1,13 @@
 """Geometry of images and drawing operations: pure functions, no drawing.
 
 - :func:`smart_resize` / :func:`resize_image`: the size rule of Qwen2.5-VL's image processor, so the
-  pixel coordinates a model sees are the ones the env draws at (SPEC §1).
+  pixel coordinates a model sees are the ones the env draws at (docs/environment.md,
+  Constructor arguments).
 - :func:`check_operation`: turns a parsed operation into pixel coordinates of its target image,
-  reorders, clips and validates it (SPEC §3). It never raises on model output.
-- :func:`box_iou`, :func:`line_hausdorff`, :func:`same_geometry`: the repeat test (SPEC §4).
+  reorders, clips and validates it (docs/environment.md, Drawing semantics). It never raises on
+  model output.
+- :func:`box_iou`, :func:`line_hausdorff`, :func:`same_geometry`: the repeat test
+  (docs/environment.md, ``repeat_tolerance`` and Termination and truncation).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Two protocols ship: ``vilasr`` (the default, the released ViLaSR model's format) and ``tool_call``
 (Qwen2.5 / Hermes-style function calls). Both are pure: ``parse`` never raises on any string.
 
-Parsing decisions beyond SPEC §2:
+Parsing decisions beyond the rules in docs/environment.md (Text protocols):
 
 - ``format_ok`` is true exactly when ``errors`` is empty; at most ``MAX_ERRORS`` messages are kept.
 - an ``<answer>`` without ``</answer>`` gives no answer and an error; with several answers the
@@ -55,7 +55,8 @@ class ParsedTurn:
         answer: the text inside the first ``<answer>…</answer>`` (stripped), or ``None``.
         drawing_attempted: the turn tried to draw (a json block, a tool call or a drawing
             ``Action:`` line), even if nothing in it parsed.
-        format_ok: the turn follows the protocol's format rules (SPEC §2).
+        format_ok: the turn follows the protocol's format rules (docs/environment.md, Text
+            protocols).
         errors: one human-readable message per problem, naming the item and the reason.
         drawing_ok: every drawing block, call and item parsed into an operation. When it is
             false the env rejects the whole drawing; format-only problems (say, a missing

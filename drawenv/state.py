@@ -1,4 +1,5 @@
-"""Image state: the originals, the generated images and their annotation layers (SPEC §3).
+"""Image state: the originals, the generated images and their annotation layers
+(docs/environment.md, Drawing semantics).
 
 Each image is its root original plus a set of layers keyed by ``(kind, label)``. Drawing on image k
 copies k's layers, replaces those whose key the new operations reuse, adds the rest, and renders the

@@ -1,4 +1,8 @@
-"""Why an episode ends: the values of ``info["termination"]`` (SPEC §4)."""
+"""Why an episode ends: the values of ``info["termination"]``.
+
+docs/environment.md (Termination and truncation) gives each reason's condition and the order the
+env checks them in.
+"""
 
 from __future__ import annotations
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from agents.config import GRPOConfig
-from agents.metrics import read_metrics
-from agents.testing import save_tiny_model
-from agents.train_grpo import train_grpo
+from agents.train.config import GRPOConfig
+from agents.train.grpo import train_grpo
+from agents.train.metrics import read_metrics
+from agents.vlm.testing import save_tiny_model
 
 
 class TextLengthReward:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluate import summarise
-from agents.metrics import eval_metrics, read_metrics
+from agents.train.metrics import eval_metrics, read_metrics
 from drawenv.rewards import mra
 
 

@@ -41,7 +41,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-TRAIN_SEED, VALID_SEED, SWAP_SEED = 10_000_000, 2_000_000, 3_000_000
+from drawenv.tasks import SEED_RANGES
+
+TRAIN_SEED, VALID_SEED, SWAP_SEED = (
+    SEED_RANGES[name].first for name in ("stream", "validation", "probe")
+)
 SUITE = {"task": "counting", "difficulty": 1, "max_pixels": 50176}
 
 
@@ -110,8 +114,9 @@ def answer_tokens(tokenizer) -> tuple[list[list[int]], int]:
 
 
 def train(args: argparse.Namespace) -> None:
-    from agents.policy import VLMPolicy
-    from agents.train_sft import autocast, freeze_vision_tower, vision_tower
+    from agents.train.optim import freeze_vision_tower, vision_tower
+    from agents.vlm.device import autocast
+    from agents.vlm.policy import VLMPolicy
     from drawenv import rewards
 
     torch.manual_seed(args.seed)
@@ -150,10 +155,10 @@ def train(args: argparse.Namespace) -> None:
         text_only = [
             SimpleNamespace(ids=rows[i], pixel_values=None, image_grid_thw=None) for i in index
         ]
-        ids, mask, _, _ = policy._batch(text_only, left=False)  # right-padded, on the device
+        ids, mask, _, _ = policy.pad_batch(text_only, left=False)  # right-padded, on the device
         thw = grid.repeat(len(index), 1).to(device)
         pixels = patchify(images[index], policy.processor)
-        positions = policy._positions(ids, mask, thw)
+        positions = policy.positions(ids, mask, thw)
         with autocast(device, "bfloat16"):
             logits = model(
                 input_ids=ids,
@@ -238,11 +243,11 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     from torch.nn.functional import cross_entropy
 
     from agents.evaluate import play_episode
-    from agents.losses import sft_loss
-    from agents.policy import VLMPolicy
-    from agents.scripted import OracleAgent
-    from agents.sft_data import to_messages
-    from agents.train_sft import _batch, build_example
+    from agents.scripted.baselines import OracleAgent
+    from agents.train.losses import sft_loss
+    from agents.train.sft_data import to_messages
+    from agents.train.sft_examples import batch_inputs, build_example
+    from agents.vlm.policy import VLMPolicy
     from drawenv.env import DrawSpatialEnv
 
     policy = VLMPolicy.from_pretrained(args.model)
@@ -255,7 +260,7 @@ def swap(args: argparse.Namespace) -> dict[str, float]:
     @torch.no_grad()
     def loss(examples: list) -> tuple[float, float]:
         """(SFT loss, mean count loss) of the examples."""
-        inputs = _batch(policy, examples)
+        inputs = batch_inputs(policy, examples)
         mask = inputs.pop("loss_mask")
         logits, ids = policy.model(**inputs, use_cache=False).logits, inputs["input_ids"]
         count = [  # logits row p - 1 predicts token p

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from agents.evaluate import evaluate, format_table, is_reflective, summarise
-from agents.scripted import AnswerOnlyAgent, OracleAgent, RandomAgent, text_only_guess
-from agents.sft_data import export_sft
+from agents.scripted.baselines import AnswerOnlyAgent, OracleAgent, RandomAgent, text_only_guess
+from agents.train.sft_data import export_sft
 from drawenv.canvas import label_colour
 from drawenv.tasks import SUITES
 
@@ -145,7 +145,7 @@ def test_export_sft_writes_chat_messages_with_self_corrections(tmp_path):
 
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_heuristic_beats_random_and_answer_only_over_100_items(suite):
-    from agents.heuristic import HeuristicAgent
+    from agents.scripted.heuristic import HeuristicAgent
 
     accuracy = {}
     for agent in (HeuristicAgent(), RandomAgent(), AnswerOnlyAgent()):

@@ -34,7 +34,7 @@ def test_greedy_naive_loop_writes_the_batched_rollouts_tokens(monkeypatch):
     from bench_rollout import make_env, naive_episode
     from random_vlm import build_policy
 
-    from agents.rollout import rollout
+    from agents.vlm.rollout import rollout
 
     policy = build_policy(tiny=True, device="cpu", dtype="float32", max_new_tokens=16)
     policy.settings = dataclasses.replace(policy.settings, temperature=0.0)

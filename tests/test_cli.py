@@ -112,7 +112,7 @@ def test_bad_arguments_say_what_to_type(args, words):
 
 
 def test_eval_a_local_vlm_with_pass_at_k(tmp_path):
-    from agents.testing import save_tiny_model
+    from agents.vlm.testing import save_tiny_model
 
     model = tmp_path / "tiny-qwen"
     save_tiny_model(model)
@@ -139,7 +139,7 @@ def test_eval_a_local_vlm_with_pass_at_k(tmp_path):
 
 
 def test_eval_vlm_temperature_samples_and_zero_is_greedy(tmp_path):
-    from agents.testing import save_tiny_model
+    from agents.vlm.testing import save_tiny_model
 
     model = tmp_path / "tiny-qwen"
     save_tiny_model(model)

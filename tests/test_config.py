@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import losses
-from agents.config import (
+from agents.train import losses
+from agents.train.config import (
     ADVANTAGE_NAMES,
     LOSS_TYPE_NAMES,
     REWARD_SCALE_NAMES,
@@ -68,7 +68,7 @@ def test_rollout_batch_is_derived():
         ({"max_new_tokens": 600, "max_tokens": 512}, "max_new_tokens", "max_tokens (512)"),
         ({"dtype": "fp16"}, "dtype", "'float16'"),
         ({"device": "gpu"}, "device", "'cuda'"),
-        ({"snra_k_min": 5.0, "snra_k_max": 2.0}, "snra_k_max", "snra_k_min (5.0)"),
+        ({"reward": "snra", "reward_kwargs": {"k_min": 5.0, "k_max": 2.0}}, "k_max", "k_min (5.0)"),
         ({"max_grad_norm": 0}, "max_grad_norm", "disable clipping"),
     ],
 )
@@ -86,13 +86,13 @@ def test_grpo_validation_names_field_and_fix(kwargs, field, fix):
         ({"batch_size": 0}, "batch_size", ">= 1"),
         ({"grad_accum": 0}, "grad_accum", ">= 1"),
         ({"epochs": 0}, "epochs", ">= 1"),
-        ({"max_steps": 0}, "max_steps", ">= 1"),
+        ({"steps": 0}, "steps", ">= 1"),
         ({"warmup_steps": -1}, "warmup_steps", ">= 0"),
         ({"lr": -1e-5}, "lr", "1e-5 for SFT"),
         ({"task": "counting"}, "data", "not both"),
-        ({"data": "", "task": "counting"}, "max_steps", "never runs out"),
-        ({"data": "", "task": "chess", "max_steps": 1}, "task", "counting"),
-        ({"data": "", "task": "maze", "max_steps": 1, "workers": -1}, "workers", ">= 0"),
+        ({"data": "", "task": "counting"}, "steps", "never runs out"),
+        ({"data": "", "task": "chess", "steps": 1}, "task", "counting"),
+        ({"data": "", "task": "maze", "steps": 1, "workers": -1}, "workers", ">= 0"),
         ({"eval_every": 10}, "eval_task", "suite"),
         ({"eval_every": 10, "eval_task": "maze", "eval_episodes": 0}, "eval_episodes", ">= 1"),
     ],
@@ -101,6 +101,16 @@ def test_sft_validation_names_field_and_fix(kwargs, field, fix):
     with pytest.raises(ValueError, match=f"`{field}`") as error:
         SFTConfig(**{"model": "m", "data": "d.jsonl", **kwargs})
     assert fix in str(error.value)
+
+
+def test_grpo_reward_kwargs_are_checked_by_the_preset():
+    assert grpo(reward="snra", reward_kwargs={"k_max": 50.0}).reward_kwargs == {"k_max": 50.0}
+    with pytest.raises(ValueError, match="Did you mean 'k_max'"):
+        grpo(reward="snra", reward_kwargs={"kmax": 2.0})
+    with pytest.raises(ValueError, match="`reward_kwargs`"):
+        grpo(reward_kwargs=[1])
+    cfg = load_config(GRPOConfig, None, ["model=m", "reward=snra", 'reward_kwargs={"k_min": 2}'])
+    assert cfg.reward_kwargs == {"k_min": 2}
 
 
 def test_reward_scale_default_follows_the_loss_type():
@@ -166,7 +176,7 @@ def test_bad_override_values(override, match):
 def test_unknown_keys_suggest_and_list(tmp_path):
     with pytest.raises(ValueError, match=r"'loss_typ'\. Did you mean 'loss_type'") as error:
         load_config(GRPOConfig, None, ["model=m", "loss_typ=dapo"])
-    assert "Allowed keys: model, output_dir" in str(error.value)
+    assert "Allowed keys: output_dir, seed, model" in str(error.value)
     with pytest.raises(ValueError, match="Did you mean 'group_size'"):
         load_config(GRPOConfig, None, ["model=m", "num_generations=8"])
     with pytest.raises(ValueError, match="derived"):

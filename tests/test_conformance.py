@@ -1,5 +1,10 @@
 """One conformance test per registered id (and key configurations): Gymnasium's checker, seeding,
-pickling and both vector envs."""
+pickling and vector envs.
+
+``DrawSpatial-v0`` (every suite) runs under each configuration and both vector envs; the per-suite
+ids, which differ from it only in ``task``, run under the default configuration and the
+synchronous vector env.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,20 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import drawenv
+from drawenv.tasks import SUITES
 
 CONFIGS = [
     {},
     {"protocol": "tool_call"},
     {"coords": "norm1000", "repeat_policy": "feedback", "reward": "sr_real"},
 ]
-CASES = [(env_id, kwargs) for env_id in drawenv.ENV_IDS for kwargs in CONFIGS]
+MAIN_ID, *SUITE_IDS = drawenv.ENV_IDS
+CASES = [(MAIN_ID, kwargs) for kwargs in CONFIGS] + [(env_id, {}) for env_id in SUITE_IDS]
 IDS = [f"{env_id}-{'-'.join(map(str, kwargs.values())) or 'default'}" for env_id, kwargs in CASES]
+VECTOR_CASES = [
+    *((env_id, kwargs, mode) for env_id, kwargs in CASES[:2] for mode in ("sync", "async")),
+    *((env_id, {}, "sync") for env_id in SUITE_IDS),
+]
 
 
 def rollout(env: gym.Env, seed: int, steps: int = 6) -> list:
@@ -75,8 +86,14 @@ def test_pickle_round_trip_mid_episode(env_id, kwargs):
             break
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize(("env_id", "kwargs"), CASES[:2], ids=IDS[:2])
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "mode"),
+    VECTOR_CASES,
+    ids=[
+        f"{env_id}-{'-'.join(kwargs.values()) or 'default'}-{mode}"
+        for env_id, kwargs, mode in VECTOR_CASES
+    ],
+)
 def test_vector_envs_match_single_envs(env_id, kwargs, mode):
     n, seeds = 2, [11, 12]
     vector_kwargs = {"shared_memory": False} if mode == "async" else {}
@@ -102,3 +119,30 @@ def test_vector_envs_match_single_envs(env_id, kwargs, mode):
             assert same(obs["images"][i], o["images"]) and obs["text"][i] == o["text"]
             assert (rewards[i], terms[i], truncs[i]) == (r, t, tr)
     envs.close()
+
+
+def test_env_ids_are_every_registered_drawspatial_id():
+    registered = [env_id for env_id in gym.registry if env_id.startswith("DrawSpatial")]
+    assert sorted(registered) == sorted(drawenv.ENV_IDS)
+    assert drawenv.ENV_IDS[0] == "DrawSpatial-v0"
+    assert len(drawenv.ENV_IDS) == len(set(drawenv.ENV_IDS)) == 1 + len(SUITES)
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_suite_id_plays_its_suite(suite):
+    env_id = f"DrawSpatial-{suite.capitalize()}-v0"
+    assert env_id in drawenv.ENV_IDS
+    env = gym.make(env_id)
+    for seed in (0, 1, 2):
+        env.reset(seed=seed)
+        assert env.unwrapped.task.metadata["suite"] == suite
+    # the same episodes as DrawSpatial-v0 with task=suite
+    plain = gym.make("DrawSpatial-v0", task=suite)
+    assert same(rollout(env, seed=5, steps=2), rollout(plain, seed=5, steps=2))
+
+
+def test_make_kwargs_override_the_ids_task():
+    env = gym.make("DrawSpatial-Maze-v0", task="counting")
+    assert env.spec.kwargs["task"] == "counting"
+    env.reset(seed=0)
+    assert env.unwrapped.task.metadata["suite"] == "counting"

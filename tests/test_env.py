@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from drawenv import Answer, Box, Draw, DrawEnvError, Line
 from drawenv.canvas import label_colour
 from drawenv.env import DrawSpatialEnv
+from drawenv.rewards import SharpnessSchedule, SNRAPresetReward
 from tests.conftest import grey_image
 
 BOX = Box(1, (40, 40, 200, 160), "sofa")
@@ -19,7 +23,7 @@ def make(task, **kwargs) -> DrawSpatialEnv:
     return env
 
 
-# -- termination, one test per reason, in SPEC §4's order -------------------------------------
+# -- termination, one test per reason, in docs/environment.md's order ------------------------------
 
 
 def test_answer_terminates_and_pays(mc_task):
@@ -336,6 +340,46 @@ def test_snra_progress_from_reset_options(count_task):
     assert info["reward_terms"]["accuracy"] == pytest.approx(expected_acc)
 
 
+@pytest.mark.parametrize(
+    ("reward", "reward_kwargs", "progress", "expected"),
+    [
+        # count truth 3, answer 4: e = 1/3, e² = 1/9; the snra preset pays 0.5 · SNRA + 0.5 · format
+        ("snra", {"k_min": 2, "k_max": 2}, 0.5, 0.5 * 2 / (1 + math.exp(2 / 9)) + 0.5),
+        ("snra", {"k_max": 50}, 1.0, 0.5 * 2 / (1 + math.exp(50 / 9)) + 0.5),
+        ("snra", {"k_max": 50}, 0.0, 0.5 * 2 / (1 + math.exp(1 / 9)) + 0.5),
+        (
+            "snra",
+            {"k_min": 4, "k_max": 4, "schedule": "cosine"},
+            0.3,
+            1 / (1 + math.exp(4 / 9)) + 0.5,
+        ),
+        ("vilasr_paper", {"beta": 0.3}, 0.0, 1.4),  # MRA 0.4 > 0.3: 0.4 + 1
+        ("vilasr_paper", {"beta": 0.5}, 0.0, 0.0),  # MRA 0.4 is not > 0.5
+        ("vilasr", None, 0.0, 0.7),  # 0.5 · 0.4 + 0.5
+        ("vilasr", {}, 0.0, 0.7),
+    ],
+)
+def test_reward_kwargs_build_the_preset(count_task, reward, reward_kwargs, progress, expected):
+    env = DrawSpatialEnv(task=[count_task], reward=reward, reward_kwargs=reward_kwargs)
+    env.reset(seed=0, options={"progress": progress})
+    _, r, _, _, info = env.step(Answer("4"))
+    assert r == pytest.approx(expected, abs=1e-12)
+
+
+def test_reward_kwargs_through_gym_make():
+    env = gym.make("DrawSpatial-v0", reward="snra", reward_kwargs={"k_max": 50})
+    assert env.unwrapped.reward_fn == SNRAPresetReward(SharpnessSchedule(k_max=50))
+
+
+def test_every_reward_sees_the_training_progress(mc_task):
+    def progress_reward(episode):
+        return episode.progress, {}
+
+    env = make(mc_task, reward=progress_reward)
+    env.unwrapped.set_training_progress(0.25)
+    assert env.step(Answer("B"))[1] == 0.25
+
+
 def test_callable_reward(mc_task):
     def reward(episode):
         return float(len(episode.outputs)), {"turns": float(len(episode.outputs))}
@@ -367,6 +411,12 @@ def test_callable_reward(mc_task):
         ({"task": 42}, ["task", "suite name"]),
         ({"task": []}, ["task"]),
         ({"difficulty": 7}, ["difficulty"]),
+        ({"reward_kwargs": [("k_max", 50)]}, ["reward_kwargs", "mapping"]),
+        ({"reward_kwargs": {1: 50}}, ["reward_kwargs", "mapping"]),
+        ({"reward": "snra", "reward_kwargs": {"k_mx": 5}}, ["'k_mx'", "'snra'", "'k_max'"]),
+        ({"reward_kwargs": {"beta": 0.5}}, ["'beta'", "'vilasr'", "no keywords"]),
+        ({"reward": "snra", "reward_kwargs": {"k_max": -1}}, ["k_max"]),
+        ({"reward": print, "reward_kwargs": {"k": 1}}, ["reward_kwargs", "callable"]),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, words):

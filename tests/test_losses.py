@@ -1,4 +1,4 @@
-"""The training math of agents/losses.py against hand-computed values."""
+"""The training math of agents/train/losses.py against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from agents.losses import group_advantages, policy_loss, sft_loss  # noqa: E402
+from agents.train.losses import group_advantages, policy_loss, sft_loss  # noqa: E402
 
 torch.set_num_threads(1)
 EPS = 1e-6

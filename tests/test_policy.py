@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.policy import GenerationSettings, ImageTokenMismatch, TurnInput, VLMPolicy  # noqa: E402
-from agents.testing import save_tiny_model, tiny_model  # noqa: E402
+from agents.vlm.policy import GenerationSettings, ImageTokenMismatch, TurnInput, VLMPolicy  # noqa: E402
+from agents.vlm.testing import save_tiny_model, tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,10 +14,10 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.policy import GenerationSettings  # noqa: E402
-from agents.reflect import ReflectConfig, reflective_rejection_sampling  # noqa: E402
-from agents.testing import save_tiny_model  # noqa: E402
-from agents.train_sft import load_examples  # noqa: E402
+from agents.train.reflect import ReflectConfig, reflective_rejection_sampling  # noqa: E402
+from agents.train.sft_examples import load_examples  # noqa: E402
+from agents.vlm.policy import GenerationSettings  # noqa: E402
+from agents.vlm.testing import save_tiny_model  # noqa: E402
 from drawenv.actions import Answer, Box, Draw  # noqa: E402
 from drawenv.protocol import get_protocol  # noqa: E402
 from tests.test_rollout import ScriptedPolicy  # noqa: E402
@@ -108,8 +108,10 @@ def test_kept_trajectories_are_sft_chat_jsonl_with_images_beside_it(sampled):
 
 
 def test_reflect_config_checks_its_fields():
-    with pytest.raises(ValueError, match="out"):
-        ReflectConfig(model="m", out="data.txt")
+    with pytest.raises(ValueError, match="`k`"):
+        ReflectConfig(model="m", k=0)
+    with pytest.raises(ValueError, match="`model`"):
+        ReflectConfig()
     assert ReflectConfig(model="m").k == 8
 
 
@@ -124,7 +126,7 @@ def test_cli_train_reflect_runs_and_reports_counts(tmp_path, dataset):
             "reflect",
             f"model={model}",
             f"task={dataset}",
-            f"out={out}",
+            f"output_dir={out.parent}",
             "tasks=1",
             "k=2",
             "max_new_tokens=4",

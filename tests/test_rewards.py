@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import drawenv.rewards
 from drawenv.errors import DrawEnvError
 from drawenv.rewards import (
+    REWARD_PARAMETERS,
     REWARD_PRESETS,
     Episode,
     SharpnessSchedule,
@@ -683,6 +685,7 @@ def test_get_reward_rejects_non_callables_and_classes(bad):
         VilasrPaperReward(beta=0.3),
         SNRAPresetReward(SharpnessSchedule(k_min=2.0, k_max=8.0, kind="sigmoid")),
         SRRealReward(),
+        get_reward("snra", k_min=2.0, k_max=8.0, schedule="cosine"),
     ],
 )
 def test_presets_pickle_round_trip(reward_fn):
@@ -690,6 +693,114 @@ def test_presets_pickle_round_trip(reward_fn):
     assert copy == reward_fn
     ep = episode("112", 100.0, "numeric", progress=0.3)
     assert copy(ep) == reward_fn(ep)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected"),
+    [
+        ("vilasr", {}, VilasrReward()),
+        ("sr_real", {}, SRRealReward()),
+        ("vilasr_paper", {"beta": 0.3}, VilasrPaperReward(beta=0.3)),
+        ("snra", {}, SNRAPresetReward(SharpnessSchedule())),
+        (
+            "snra",
+            {"k_min": 1.0, "k_max": 100.0, "schedule": "linear"},
+            SNRAPresetReward(SharpnessSchedule(k_min=1.0, k_max=100.0, kind="linear")),
+        ),
+        ("snra", {"k_max": 50}, SNRAPresetReward(SharpnessSchedule(k_max=50))),
+        (
+            "snra",
+            {"schedule": "sigmoid", "steepness": 4.0},
+            SNRAPresetReward(SharpnessSchedule(kind="sigmoid", steepness=4.0)),
+        ),
+        (
+            "snra",
+            {"schedule": SharpnessSchedule(k_min=2, k_max=8, kind="cosine")},
+            SNRAPresetReward(SharpnessSchedule(k_min=2, k_max=8, kind="cosine")),
+        ),
+    ],
+)
+def test_get_reward_builds_presets_with_their_keywords(name, kwargs, expected):
+    assert get_reward(name, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "ep", "expected"),
+    [
+        # e = 0.12, k = 2 at any progress: 0.5 · 2 / (1 + exp(2 · 0.0144)) + 0.5 · 1
+        (
+            "snra",
+            {"k_min": 2, "k_max": 2},
+            episode("112", 100.0, "numeric", progress=0.7),
+            0.5 * 2 / (1 + math.exp(0.0288)) + 0.5,
+        ),
+        # linear from 1 to 9 at t = 0.5: k = 5; e = 0.1, k · e² = 0.05
+        (
+            "snra",
+            {"k_min": 1, "k_max": 9, "schedule": "linear"},
+            episode("110", 100.0, "numeric", progress=0.5),
+            0.5 * 2 / (1 + math.exp(0.05)) + 0.5,
+        ),
+        ("vilasr_paper", {"beta": 0.7}, NUM_PARTIAL, 1.8),  # MRA 0.8 > 0.7: 0.8 + 1
+        ("vilasr_paper", {"beta": 0.8}, NUM_PARTIAL, 0.0),  # MRA 0.8 is not > 0.8
+    ],
+)
+def test_get_reward_keywords_change_the_reward(name, kwargs, ep, expected):
+    reward, _ = get_reward(name, **kwargs)(ep)
+    assert reward == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "words"),
+    [
+        (
+            "snra",
+            {"k_mx": 5},
+            ["'k_mx'", "'snra'", "'k_min'", "'schedule'", "'steepness'", "Did you mean 'k_max'?"],
+        ),
+        ("vilasr_paper", {"betta": 0.5}, ["'betta'", "'vilasr_paper'", "Did you mean 'beta'?"]),
+        ("vilasr", {"beta": 0.5}, ["'beta'", "'vilasr'", "no keywords"]),
+        ("sr_real", {"k": 1.0}, ["'k'", "'sr_real'", "no keywords"]),
+        ("snra", {"schedule": "cosin"}, ["`schedule`", "'cosin'", "Did you mean 'cosine'?"]),
+        ("snra", {"k_min": 5, "k_max": 2}, ["`k_max`", "k_min"]),
+        ("snra", {"steepness": 0}, ["`steepness`"]),
+        ("snra", {"schedule": SharpnessSchedule(), "k_max": 5}, ["`schedule`", "k_max"]),
+        ("vilasr_paper", {"beta": "high"}, ["`beta`", "'high'"]),
+    ],
+)
+def test_get_reward_rejects_bad_keywords(name, kwargs, words):
+    with pytest.raises(DrawEnvError) as info:
+        get_reward(name, **kwargs)
+    assert all(word in str(info.value) for word in words), str(info.value)
+
+
+def _constant_reward(ep):
+    return 0.25, {}
+
+
+@pytest.mark.parametrize("reward_fn", [_constant_reward, VilasrPaperReward(beta=0.5)])
+def test_get_reward_callable_takes_no_keywords(reward_fn):
+    with pytest.raises(DrawEnvError, match=r"`reward_kwargs`.*callable"):
+        get_reward(reward_fn, beta=0.3)
+
+
+def test_every_preset_lists_its_keywords():
+    assert list(REWARD_PARAMETERS) == list(REWARD_PRESETS)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        drawenv.rewards.answers,
+        drawenv.rewards.scores,
+        drawenv.rewards.presets,
+        drawenv.rewards.trl,
+    ],
+)
+def test_the_package_re_exports_every_public_name(module):
+    assert set(module.__all__) <= set(drawenv.rewards.__all__)
+    for name in module.__all__:
+        assert getattr(drawenv.rewards, name) is getattr(module, name)
 
 
 # ---------------------------------------------------------------------------------------------

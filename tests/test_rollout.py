@@ -10,11 +10,11 @@ pytest.importorskip("transformers")
 
 import drawenv  # noqa: E402
 from agents.evaluate import format_table, summarise  # noqa: E402
-from agents.policy import GenerationSettings, VLMPolicy  # noqa: E402
-from agents.rollout import rollout  # noqa: E402
-from agents.testing import tiny_model  # noqa: E402
 from agents.viewer import write_viewer  # noqa: E402
-from agents.vlm_eval import evaluate_vlm, format_pass_table, pass_at_k, pass_rates  # noqa: E402
+from agents.vlm.evaluate import evaluate_vlm, format_pass_table, pass_at_k, pass_rates  # noqa: E402
+from agents.vlm.policy import GenerationSettings, VLMPolicy  # noqa: E402
+from agents.vlm.rollout import rollout  # noqa: E402
+from agents.vlm.testing import tiny_model  # noqa: E402
 from drawenv.actions import Answer, Box, Draw  # noqa: E402
 from drawenv.env import DrawSpatialEnv  # noqa: E402
 

@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.config import load_config
-from agents.policy import VLMPolicy
-from agents.scratch import ScratchConfig, build_scratch_model, chat_texts, main
-from agents.sft_data import export_sft
+from agents.train.config import load_config
+from agents.train.scratch import ScratchConfig, build_scratch_model, chat_texts, main
+from agents.train.sft_data import export_sft
+from agents.vlm.policy import VLMPolicy
 
 SMALL = {
     "vocab_size": 600,

@@ -7,9 +7,9 @@ import functools
 import numpy as np
 import pytest
 
-from agents.scripted import text_only_guess
-from agents.solvers import counting as counting_solver
-from agents.solvers import multiview as multiview_solver
+from agents.scripted.baselines import text_only_guess
+from agents.scripted.solvers import counting as counting_solver
+from agents.scripted.solvers import multiview as multiview_solver
 from drawenv.actions import Answer, Box, Draw
 from drawenv.env import DrawSpatialEnv
 from drawenv.prompts import read_question_prompt

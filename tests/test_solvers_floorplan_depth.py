@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from agents import vision
-from agents.solvers import depth as depth_solver
-from agents.solvers import floorplan as floorplan_solver
+from agents.scripted import vision
+from agents.scripted.solvers import depth as depth_solver
+from agents.scripted.solvers import floorplan as floorplan_solver
 from drawenv.actions import Answer, Box, Draw, Line
 from drawenv.env import DrawSpatialEnv
 from drawenv.prompts import QuestionPrompt, read_question_prompt

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from agents.solvers import maze as maze_solver
+from agents.scripted.solvers import maze as maze_solver
 from drawenv.actions import Answer, Box, Draw, Line
 from drawenv.env import DrawSpatialEnv
 from drawenv.prompts import QuestionPrompt, read_question_prompt

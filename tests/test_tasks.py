@@ -1,9 +1,11 @@
 """Every built-in suite, through one set of checks: levels, metadata, key drawings, determinism
-across processes, and the recorded answer earning the maximum reward under every preset."""
+across processes, and the recorded answer earning the maximum reward under every preset; and the
+named seed ranges."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -17,7 +19,15 @@ from drawenv import Answer, Draw
 from drawenv.env import DrawSpatialEnv
 from drawenv.geometry import check_operation
 from drawenv.rewards import REWARD_PRESETS
-from drawenv.tasks import SUITES, GeneratedSource, MixedSource, TaskRecord, make_source
+from drawenv.tasks import (
+    SEED_RANGES,
+    SUITES,
+    GeneratedSource,
+    MixedSource,
+    SeedRange,
+    TaskRecord,
+    make_source,
+)
 
 MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0}
 
@@ -177,3 +187,52 @@ def test_gym_make_with_a_jsonl_path(tmp_path):
     assert reward == 1.0
     with pytest.raises(drawenv.DrawEnvError, match=r"broken\.png.*cannot be read"):
         env.reset(options={"index": 1})
+
+
+# -- seed ranges -------------------------------------------------------------------------------
+
+
+def test_seed_ranges_are_the_named_table():
+    firsts = {name: seed_range.first for name, seed_range in SEED_RANGES.items()}
+    assert firsts == {
+        "test": 1_000_000,
+        "validation": 2_000_000,
+        "probe": 3_000_000,
+        "stream": 10_000_000,
+    }
+    assert all(seed_range.use for seed_range in SEED_RANGES.values())
+
+
+def test_seed_ranges_do_not_overlap_and_leave_the_training_seeds_free():
+    spans = sorted((r.first, r.first + r.size) for r in SEED_RANGES.values())
+    assert spans[0][0] >= 1_000_000  # seeds below are free for training and RL sampling
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans))
+
+
+@pytest.mark.parametrize(
+    ("name", "k", "expected"),
+    [
+        ("test", 0, 1_000_000),
+        ("test", 999_999, 1_999_999),
+        ("validation", 63, 2_000_063),
+        ("probe", 5, 3_000_005),
+        # the stream's seed for run seed 3, episode 5, and the last one of run seed 99
+        ("stream", 3 * 10**7 + 5, 40_000_005),
+        ("stream", 99 * 10**7 + 10**7 - 1, 1_009_999_999),
+        ("stream", np.int64(7), 10_000_007),
+    ],
+)
+def test_seed_range_seed(name, k, expected):
+    assert SEED_RANGES[name].seed(k) == expected
+
+
+@pytest.mark.parametrize("k", [-1, 1_000_000, 1.0, True, "3"])
+def test_seed_range_seed_outside_the_range_raises(k):
+    with pytest.raises(drawenv.DrawEnvError, match=r"`k`.*\[0, 999999\].*held-out test items"):
+        SEED_RANGES["test"].seed(k)
+
+
+def test_seed_range_is_frozen():
+    with pytest.raises(AttributeError):
+        SEED_RANGES["test"].first = 0
+    assert SeedRange(5, 2, "x").seed(1) == 6

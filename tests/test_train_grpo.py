@@ -18,23 +18,23 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 from safetensors.torch import load_file  # noqa: E402
 
-from agents.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
-from agents.config import GRPOConfig  # noqa: E402
-from agents.metrics import (  # noqa: E402
+from agents.train.checkpoint import latest_checkpoint, write_atomically  # noqa: E402
+from agents.train.config import GRPOConfig  # noqa: E402
+from agents.train.grpo import (  # noqa: E402
+    GroupSampledPolicy,
+    episode_seed,
+    sample_prompts,
+    train_grpo,
+)
+from agents.train.metrics import (  # noqa: E402
     correlation,
     eval_metrics,
     plot_metrics,
     read_metrics,
     rollout_metrics,
 )
-from agents.policy import GenerationSettings  # noqa: E402
-from agents.testing import save_tiny_model, tiny_model  # noqa: E402
-from agents.train_grpo import (  # noqa: E402
-    GroupSampledPolicy,
-    episode_seed,
-    sample_prompts,
-    train_grpo,
-)
+from agents.vlm.policy import GenerationSettings  # noqa: E402
+from agents.vlm.testing import save_tiny_model, tiny_model  # noqa: E402
 from drawenv.tasks import RecordSource  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -173,8 +173,10 @@ def test_resume_after_two_steps_equals_three_steps(assets, tmp_path):
     full = train_grpo(config, reward=LengthReward())
     checkpoint = latest_checkpoint(tmp_path / "full")
     assert checkpoint is not None and checkpoint.name == "checkpoint-2"
-    resumed_config = make_config(assets, tmp_path / "resumed", steps=3, warmup_steps=1)
-    resumed = train_grpo(resumed_config, resume=checkpoint, reward=LengthReward())
+    resumed_config = make_config(
+        assets, tmp_path / "resumed", steps=3, warmup_steps=1, resume=str(checkpoint)
+    )
+    resumed = train_grpo(resumed_config, reward=LengthReward())
     assert max_difference(weights(full), weights(resumed)) == 0.0
     full_log = read_metrics(tmp_path / "full" / "metrics.jsonl")
     resumed_log = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
@@ -200,7 +202,7 @@ import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
 from test_train_grpo import LengthReward, make_config
-from agents.train_grpo import train_grpo
+from agents.train.grpo import train_grpo
 from pathlib import Path
 train_grpo(make_config(Path({assets!r}), Path({out!r}), micro_batch=1), reward=LengthReward())
 """

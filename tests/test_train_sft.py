@@ -11,22 +11,20 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.checkpoint import MODEL_DIR, checkpoint_dir  # noqa: E402
-from agents.config import SFTConfig, load_config  # noqa: E402
-from agents.losses import sft_loss  # noqa: E402
-from agents.policy import VLMPolicy  # noqa: E402
-from agents.sft_data import export_sft  # noqa: E402
-from agents.testing import save_tiny_model  # noqa: E402
-from agents.train_sft import (  # noqa: E402
+from agents.train.checkpoint import MODEL_DIR, checkpoint_dir  # noqa: E402
+from agents.train.config import SFTConfig, load_config  # noqa: E402
+from agents.train.losses import sft_loss  # noqa: E402
+from agents.train.optim import lr_factor, vision_tower  # noqa: E402
+from agents.train.sft import main, train_sft  # noqa: E402
+from agents.train.sft_data import export_sft  # noqa: E402
+from agents.train.sft_examples import (  # noqa: E402
     STREAM_SEED,
     OracleStream,
     build_example,
     load_examples,
-    lr_factor,
-    main,
-    train_sft,
-    vision_tower,
 )
+from agents.vlm.policy import VLMPolicy  # noqa: E402
+from agents.vlm.testing import save_tiny_model  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -61,7 +59,7 @@ def test_two_steps_train_the_model_and_log(files, tmp_path, freeze_vision):
         model=str(model_dir),
         data=str(data),
         output_dir=str(tmp_path / "run"),
-        max_steps=2,
+        steps=2,
         lr=1e-3,
         dtype="float32",
         device="cpu",
@@ -103,7 +101,7 @@ def test_streamed_examples_equal_exported_ones(files, tmp_path, policy):
     )
     exported, _ = load_examples(policy, data)
     config = SFTConfig(
-        model="m", task="counting", max_steps=1, max_pixels=12544, corrections=0.5, workers=0
+        model="m", task="counting", steps=1, max_pixels=12544, corrections=0.5, workers=0
     )
     streamed = [e for e, _ in zip(OracleStream(policy, config), range(3))]
     assert [e.source for e in streamed] == [f"counting:{STREAM_SEED + k}" for k in range(3)]
@@ -121,7 +119,7 @@ def test_streamed_training_in_worker_processes_with_validation(files, tmp_path):
         max_pixels=12544,
         workers=2,
         batch_size=2,
-        max_steps=2,
+        steps=2,
         eval_every=1,
         eval_episodes=2,
         eval_max_turns=1,
@@ -149,7 +147,7 @@ def test_resume_from_step_two_equals_the_run_that_never_stopped(files, tmp_path,
     """Three steps straight, against the same run resumed from its step-2 checkpoint: the same
     weights bit for bit, and one metrics line per step."""
     model_dir, data = files
-    settings = {"model": str(model_dir), "max_steps": 3, "batch_size": 1, "lr": 1e-3}
+    settings = {"model": str(model_dir), "steps": 3, "batch_size": 1, "lr": 1e-3}
     settings |= {"dtype": "float32", "device": "cpu", "save_every": 2}
     if stream:
         settings |= {"task": "counting", "max_pixels": 12544, "workers": 2}
@@ -170,9 +168,7 @@ def test_main_runs_from_overrides(files, tmp_path, capsys):
     model_dir, data = files
     toml = tmp_path / "sft.toml"
     toml.write_text(f'model = "{model_dir}"\ndata = "{data}"\ndtype = "float32"\n')
-    code = main(
-        ["--config", str(toml), f"output_dir={tmp_path / 'out'}", "max_steps=1", "device=cpu"]
-    )
+    code = main(["--config", str(toml), f"output_dir={tmp_path / 'out'}", "steps=1", "device=cpu"])
     assert code == 0 and "saved" in capsys.readouterr().out
     assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
     with pytest.raises(SystemExit):
@@ -294,7 +290,7 @@ def test_accumulation_normalises_by_the_tokens_of_the_whole_step(files, tmp_path
                 batch_size=batch_size,
                 grad_accum=grad_accum,
                 shuffle=False,
-                max_steps=1,
+                steps=1,
                 dtype="float32",
                 device="cpu",
                 gradient_checkpointing=grad_accum == 2,

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from agents.testing import save_tiny_model, tiny_processor  # noqa: E402
+from agents.vlm.testing import save_tiny_model, tiny_processor  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 pytestmark = pytest.mark.usefixtures("one_thread")

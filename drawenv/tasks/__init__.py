@@ -10,6 +10,7 @@ from drawenv.errors import check_choice, invalid_argument
 from drawenv.tasks import counting, depth, direction, distance, maze, multiview
 from drawenv.tasks.jsonl import JsonlSource, load_jsonl
 from drawenv.tasks.record import ANSWER_TYPES, TaskRecord
+from drawenv.tasks.seeds import SEED_RANGES, SeedRange
 from drawenv.tasks.source import GeneratedSource, MixedSource, RecordSource, TaskSource
 
 SUITES = {
@@ -23,11 +24,13 @@ SUITES = {
 
 __all__ = [
     "ANSWER_TYPES",
+    "SEED_RANGES",
     "SUITES",
     "GeneratedSource",
     "JsonlSource",
     "MixedSource",
     "RecordSource",
+    "SeedRange",
     "TaskRecord",
     "TaskSource",
     "load_jsonl",

@@ -35,7 +35,8 @@ _BOM = b"\xef\xbb\xbf"
 
 
 class JsonlSource(TaskSource):
-    """Task records from a local JSONL file (SPEC §6), validated up front, loaded lazily.
+    """Task records from a local JSONL file (docs/tasks.md, Local datasets), validated up
+    front, loaded lazily.
 
     Args:
         path: the ``.jsonl`` file. Image paths in it are relative to its folder.

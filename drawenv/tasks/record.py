@@ -19,7 +19,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 @dataclass(frozen=True)
 class TaskRecord:
-    """A task (SPEC §6).
+    """A task (docs/tasks.md, The task record).
 
     Attributes:
         id: unique, stable identifier.

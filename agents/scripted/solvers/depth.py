@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents import vision
-from agents.vision import BoxXYXY, Solution
+from agents.scripted import vision
+from agents.scripted.solvers import guarded_solve
+from agents.scripted.vision import BoxXYXY, Solution
 from drawenv.actions import Box, Line
 from drawenv.prompts import QuestionPrompt
 from drawenv.tasks.record import LETTERS
@@ -94,17 +95,6 @@ def parse(prompt: QuestionPrompt) -> tuple[str, float | None, tuple[str, ...]] |
 def matches(prompt: QuestionPrompt) -> bool:
     """Whether the question asks how far an object is from the camera, or which is closer."""
     return parse(prompt) is not None
-
-
-def solve(images: Sequence[np.ndarray], prompt: QuestionPrompt) -> Solution:
-    """Measure the scene in ``images[0]`` and answer; never raises on a depth image."""
-    parsed = parse(prompt)
-    if parsed is None or not images:
-        return _guess(prompt)
-    try:
-        return _solve(images[0], prompt, *parsed)
-    except Exception:  # a broken image must not end the episode: answer the prior guess
-        return _guess(prompt)
 
 
 # -- the camera ---------------------------------------------------------------------------------
@@ -226,7 +216,9 @@ def distance_to(ground: Ground, box: BoxXYXY, mask: np.ndarray, name: str) -> fl
 # -- answers ------------------------------------------------------------------------------------
 
 
-def _solve(image: np.ndarray, prompt: QuestionPrompt, kind: str, height, names):
+def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, kind: str, height, names):
+    """Measure the scene in ``images[0]`` and answer."""
+    image = images[0]
     rows, cols = image.shape[:2]
     horizon = find_horizon(image)
     camera_height = height if height else 1.4
@@ -260,3 +252,6 @@ def _solve(image: np.ndarray, prompt: QuestionPrompt, kind: str, height, names):
 def _guess(prompt: QuestionPrompt) -> Solution:
     """The answer without pixels: the first option, or a typical distance."""
     return Solution((), LETTERS[0] if prompt.options else GUESS_METRES)
+
+
+solve = guarded_solve(parse, _solve, _guess)

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from agents import vision
-from agents.vision import BoxXYXY, Component, Solution
+from agents.scripted import vision
+from agents.scripted.solvers import guarded_solve
+from agents.scripted.vision import BoxXYXY, Component, Solution
 from drawenv.actions import Box, Line
 from drawenv.prompts import QuestionPrompt
 from drawenv.tasks.record import LETTERS
@@ -66,17 +67,6 @@ def parse(prompt: QuestionPrompt) -> tuple[str, tuple[str, ...]] | None:
 def matches(prompt: QuestionPrompt) -> bool:
     """Whether the question is a floor-plan distance or direction question."""
     return parse(prompt) is not None
-
-
-def solve(images: Sequence[np.ndarray], prompt: QuestionPrompt) -> Solution:
-    """Measure the plan in ``images[0]`` and answer; never raises on a floor-plan image."""
-    parsed = parse(prompt)
-    if parsed is None or not images:
-        return _guess(prompt)
-    try:
-        return _solve(images[0], prompt, *parsed)
-    except Exception:  # a broken image must not end the episode: answer the prior guess
-        return _guess(prompt)
 
 
 # -- the plan -----------------------------------------------------------------------------------
@@ -181,7 +171,9 @@ def read_scale_bar(image: np.ndarray) -> tuple[BoxXYXY, float, float] | None:
 # -- answers ------------------------------------------------------------------------------------
 
 
-def _solve(image: np.ndarray, prompt: QuestionPrompt, kind: str, names: tuple[str, ...]):
+def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, kind: str, names: tuple[str, ...]):
+    """Measure the plan in ``images[0]`` and answer."""
+    image = images[0]
     height, width = image.shape[:2]
     blobs = object_components(image)
     wanted = list(names) + (list(prompt.options) if kind == "closest" else [])
@@ -259,3 +251,6 @@ def _closest(centres: dict, reference: str, options: Sequence[str]) -> str:
 def _guess(prompt: QuestionPrompt) -> Solution:
     """The answer without pixels: the first option, or a typical distance."""
     return Solution((), LETTERS[0] if prompt.options else "3.0")
+
+
+solve = guarded_solve(parse, _solve, _guess)

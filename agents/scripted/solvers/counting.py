@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from agents.vision import Solution, clip_box, safe_label, unique_operations
+from agents.scripted.solvers import guarded_solve
+from agents.scripted.vision import Solution, clip_box, safe_label, unique_operations
 from drawenv.actions import Box
 from drawenv.prompts import QuestionPrompt
 
@@ -51,22 +53,29 @@ def matches(prompt: QuestionPrompt) -> bool:
     return prompt.answer_type == "count" and _QUESTION.search(prompt.question) is not None
 
 
-def solve(images: tuple[np.ndarray, ...], prompt: QuestionPrompt) -> Solution:
-    """Box every shape of the named colour and kind in the first image and count them."""
+def parse(prompt: QuestionPrompt) -> tuple[str, str] | None:
+    """The colour and shape kind a counting question names, or None."""
     found = _QUESTION.search(prompt.question)
-    if found is None or not images:
-        return Solution((), "4")
-    colour, kind = found[1].lower(), found[2].lower()
-    try:
-        boxes = find_shapes(images[0], colour, kind)
-    except (cv2.error, ValueError):
-        return Solution((), "4")
+    return None if found is None else (found[1].lower(), found[2].lower())
+
+
+def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, colour: str, kind: str):
+    """Box every shape of the named colour and kind in the first image and count them."""
+    boxes = find_shapes(images[0], colour, kind)
     height, width = images[0].shape[:2]
     ops = [
         Box(1, clip_box(box, width, height), safe_label(f"{colour} {kind} {n}"))
         for n, box in enumerate(boxes[:MAX_BOXES], start=1)
     ]
     return Solution(unique_operations(ops), str(len(boxes)))
+
+
+def _guess(prompt: QuestionPrompt) -> Solution:
+    """The answer without pixels: a typical count."""
+    return Solution((), "4")
+
+
+solve = guarded_solve(parse, _solve, _guess)
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:

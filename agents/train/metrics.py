@@ -2,7 +2,7 @@
 
 Keys are namespaced the CleanRL way: ``train/`` (optimisation bookkeeping), ``loss/`` (what the
 loss saw) and ``rollout/`` (what the policy did in the env). :func:`episode_summary` reduces a
-:class:`~agents.rollout.Trajectory` to a few plain numbers, small enough to gather from every
+:class:`~agents.vlm.rollout.Trajectory` to a few plain numbers, small enough to gather from every
 rank of a distributed run; :func:`rollout_metrics` turns a batch of them into the ``rollout/``
 keys. :class:`MetricsLogger` writes one JSON line per step (``metrics.jsonl``) and, when
 ``torch.utils.tensorboard`` can be imported, TensorBoard events. :func:`plot_metrics` draws the

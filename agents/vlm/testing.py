@@ -24,7 +24,7 @@ from transformers import (
     Qwen2_5_VLProcessor,
 )
 
-from agents.policy import ImageTextProcessor
+from agents.vlm.policy import ImageTextProcessor
 from drawenv.actions import Answer, Box, Draw, Line
 from drawenv.protocol import PROTOCOLS, get_protocol
 
@@ -118,7 +118,7 @@ def tiny_processor(tokenizer: PreTrainedTokenizerFast | None = None) -> Any:
     """The real ``Qwen2_5_VLProcessor`` around ``tokenizer`` (default :func:`tiny_tokenizer`)
     and Qwen2-VL's image processor; where torchvision is missing (transformers builds the
     processor's video half with it) the same tokenizer and image processor as an
-    :class:`~agents.policy.ImageTextProcessor`."""
+    :class:`~agents.vlm.policy.ImageTextProcessor`."""
     tokenizer = tiny_tokenizer() if tokenizer is None else tokenizer
     image_processor = _image_processor(
         patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=4 * 28 * 28

@@ -14,69 +14,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
-from agents.config import config_to_toml, parse_config, setting
-from agents.testing import special_token_ids, tiny_config, tiny_processor, tiny_tokenizer
-from drawenv.errors import check_number, invalid_argument
-
-
-@dataclass
-class ScratchConfig:
-    """The model ``drawenv train init`` builds: sizes of the text model and the vision tower."""
-
-    data: str = setting("", "Chat JSONL from `drawenv export-sft`; its text trains the tokenizer.")
-    output_dir: str = setting("runs/init", "Folder to save the model, config and processor in.")
-    vocab_size: int = setting(2048, "Tokenizer vocabulary size, special tokens included.")
-    hidden_size: int = setting(256, "Text model width.")
-    layers: int = setting(8, "Text decoder layers.")
-    heads: int = setting(4, "Attention heads; hidden_size / heads must be a multiple of 16.")
-    kv_heads: int = setting(2, "Key-value heads (grouped-query attention); must divide heads.")
-    intermediate_size: int = setting(1024, "Text MLP width.")
-    rope_theta: float = setting(
-        1e6,
-        "Base of the text model's rotary positions. Qwen2.5-VL's 1e6 barely turns across a "
-        "small image's token grid (8x8 tokens at 224x224), so a from-scratch model cannot tell "
-        "image positions apart; about 20 lets it (see docs/results.md).",
-    )
-    vision_depth: int = setting(6, "Vision transformer blocks.")
-    vision_hidden_size: int = setting(256, "Vision tower width.")
-    vision_heads: int = setting(4, "Vision attention heads.")
-    vision_intermediate_size: int = setting(1024, "Vision MLP width.")
-    seed: int = setting(0, "Seed of the random weights.")
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            raise invalid_argument(
-                "data", self.data, "a chat JSONL path", "Set data=PATH (see `drawenv export-sft`)."
-            )
-        for name in ("vocab_size", "hidden_size", "layers", "heads", "kv_heads"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        for name in ("intermediate_size", "vision_depth", "vision_hidden_size", "vision_heads"):
-            check_number(name, getattr(self, name), low=1, integer=True)
-        check_number("vision_intermediate_size", self.vision_intermediate_size, low=1, integer=True)
-        check_number("seed", self.seed, low=0, integer=True)
-        check_number("rope_theta", self.rope_theta, low=1.0)
-        if self.hidden_size % self.heads or (self.hidden_size // self.heads) % 16:
-            raise invalid_argument(
-                "heads",
-                self.heads,
-                f"a divisor of hidden_size ({self.hidden_size}) leaving a head size that is a "
-                "multiple of 16",
-                "Multimodal rotary positions split each head in (time, height, width) parts.",
-            )
-        if self.heads % self.kv_heads:
-            raise invalid_argument("kv_heads", self.kv_heads, f"a divisor of heads ({self.heads})")
-        if self.vision_hidden_size % self.vision_heads:
-            raise invalid_argument(
-                "vision_heads",
-                self.vision_heads,
-                f"a divisor of vision_hidden_size ({self.vision_hidden_size})",
-            )
+from agents.train.config import ScratchConfig, config_to_toml, run_stage
+from agents.vlm.testing import special_token_ids, tiny_config, tiny_processor, tiny_tokenizer
 
 
 def chat_texts(path: str | Path) -> Iterator[str]:
@@ -149,13 +93,10 @@ def build_scratch_model(config: ScratchConfig) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``[--config FILE] [key=value ...]``; ``--help`` lists every setting."""
-    config = parse_config(
-        ScratchConfig,
-        argv,
-        prog="drawenv train init",
-        description="Build a Qwen2.5-VL-architecture model with random weights (no download).",
+    description = "Build a Qwen2.5-VL-architecture model with random weights (no download)."
+    run_stage(
+        ScratchConfig, build_scratch_model, argv, prog="drawenv train init", description=description
     )
-    build_scratch_model(config)
     return 0
 
 

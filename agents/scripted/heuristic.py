@@ -1,6 +1,6 @@
 """``HeuristicAgent``: reads only pixels and the question text, draws what it found, answers.
 
-Each built-in kind of question has a solver module in :mod:`agents.solvers` (OpenCV colour
+Each built-in kind of question has a solver module in :mod:`agents.scripted.solvers` (OpenCV colour
 segmentation, connected components, label template matching, BFS on the maze picture, the scale
 bar, ground-plane geometry). The agent picks the first solver whose ``matches`` accepts the
 question; when none does, it answers with the text-only guess.
@@ -12,17 +12,17 @@ import importlib
 from typing import Any
 
 from agents.base import Agent
-from agents.scripted import text_only_guess, to_env_coords
+from agents.scripted.baselines import text_only_guess, to_env_coords
 from drawenv.actions import Action, Answer, Draw
 from drawenv.prompts import read_question_prompt
 from drawenv.tasks import TaskRecord
 
 SOLVERS = (
-    "agents.solvers.floorplan",
-    "agents.solvers.depth",
-    "agents.solvers.counting",
-    "agents.solvers.multiview",
-    "agents.solvers.maze",
+    "agents.scripted.solvers.floorplan",
+    "agents.scripted.solvers.depth",
+    "agents.scripted.solvers.counting",
+    "agents.scripted.solvers.multiview",
+    "agents.scripted.solvers.maze",
 )
 
 

@@ -1,12 +1,14 @@
 """Training math: group advantages, the clipped policy-gradient loss and its variants, SFT loss.
 
-Pure torch functions, computed in fp32 whatever the input dtype, so they can be unit-tested with
-hand-computed tensors and reused by any trainer. Shapes follow :class:`agents.rollout.Trajectory`
-padded into a batch: ``(B, T)`` per-token tensors whose ``mask`` is 1 on the tokens the model
-generated (template, env text, image placeholders and padding are 0).
+Pure torch functions, computed in fp32 whatever the input dtype, so they can be unit-tested
+with hand-computed tensors and reused by any trainer. Shapes follow
+:class:`agents.vlm.rollout.Trajectory` padded into a batch: ``(B, T)`` per-token tensors whose
+``mask`` is 1 on the tokens the model generated (template, env text, image placeholders and
+padding are 0).
 
-Notation (SPEC §7): a group is the G trajectories sampled for one prompt, ``S_i`` their rewards,
-``N_i`` the number of generated tokens of trajectory ``i``, ``ρ_it = π(o_it) / π_old(o_it)``.
+Notation (as in docs/training.md): a group is the G trajectories sampled for one prompt, ``S_i``
+their rewards, ``N_i`` the number of generated tokens of trajectory ``i``,
+``ρ_it = π(o_it) / π_old(o_it)``.
 """
 
 from __future__ import annotations
@@ -95,6 +97,50 @@ def group_advantages(
         raise ValueError(f"Unknown advantage kind: {kind!r}. Expected one of {ADVANTAGE_KINDS}.")
 
 
+def _checked_inputs(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    ref_logprobs: Tensor | None,
+    *,
+    eps_low: float,
+    eps_high: float,
+    beta: float,
+) -> Tensor:
+    """Raise on impossible settings or shapes; returns the advantages as ``(B, 1)`` or
+    ``(B, T)`` float32, ready to broadcast over tokens."""
+    if not 0 <= eps_low < 1:
+        raise ValueError(f"Expected 0 <= eps_low < 1, got {eps_low!r}.")
+    if not eps_high >= 0:
+        raise ValueError(f"Expected eps_high >= 0, got {eps_high!r}.")
+    if not beta >= 0:
+        raise ValueError(f"Expected beta >= 0, got {beta!r}.")
+    if beta > 0 and ref_logprobs is None:
+        raise ValueError(
+            f"Expected ref_logprobs with beta={beta}: the KL term needs the reference model's "
+            "log-probs. Pass ref_logprobs or set beta=0."
+        )
+    if logprobs.dim() != 2:
+        raise ValueError(f"Expected logprobs of shape (B, T), got {tuple(logprobs.shape)}.")
+    for name, value in (("old_logprobs", old_logprobs), ("mask", mask), ("ref", ref_logprobs)):
+        if value is not None and value.shape != logprobs.shape:
+            raise ValueError(
+                f"Expected {name} of shape {tuple(logprobs.shape)} like logprobs, got "
+                f"{tuple(value.shape)}."
+            )
+    batch = logprobs.shape[0]
+    advantages = advantages.float()
+    if advantages.dim() == 1 and advantages.shape[0] == batch:
+        advantages = advantages[:, None]
+    elif advantages.shape != logprobs.shape:
+        raise ValueError(
+            f"Expected advantages of shape ({batch},) or {tuple(logprobs.shape)}, got "
+            f"{tuple(advantages.shape)}."
+        )
+    return advantages
+
+
 def policy_loss(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -134,35 +180,17 @@ def policy_loss(
     estimate of KL(π_old ‖ π)), ``ratio_mean`` and, when the KL term is on, ``kl``.
     Trajectories without generated tokens add 0 to the loss and never produce NaN.
     """
-    if not 0 <= eps_low < 1:
-        raise ValueError(f"Expected 0 <= eps_low < 1, got {eps_low!r}.")
-    if not eps_high >= 0:
-        raise ValueError(f"Expected eps_high >= 0, got {eps_high!r}.")
-    if not beta >= 0:
-        raise ValueError(f"Expected beta >= 0, got {beta!r}.")
-    if beta > 0 and ref_logprobs is None:
-        raise ValueError(
-            f"Expected ref_logprobs with beta={beta}: the KL term needs the reference model's "
-            "log-probs. Pass ref_logprobs or set beta=0."
-        )
-    if logprobs.dim() != 2:
-        raise ValueError(f"Expected logprobs of shape (B, T), got {tuple(logprobs.shape)}.")
-    for name, value in (("old_logprobs", old_logprobs), ("mask", mask), ("ref", ref_logprobs)):
-        if value is not None and value.shape != logprobs.shape:
-            raise ValueError(
-                f"Expected {name} of shape {tuple(logprobs.shape)} like logprobs, got "
-                f"{tuple(value.shape)}."
-            )
+    advantages = _checked_inputs(
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        ref_logprobs,
+        eps_low=eps_low,
+        eps_high=eps_high,
+        beta=beta,
+    )
     batch = logprobs.shape[0]
-    advantages = advantages.float()
-    if advantages.dim() == 1 and advantages.shape[0] == batch:
-        advantages = advantages[:, None]
-    elif advantages.shape != logprobs.shape:
-        raise ValueError(
-            f"Expected advantages of shape ({batch},) or {tuple(logprobs.shape)}, got "
-            f"{tuple(advantages.shape)}."
-        )
-
     on = mask.bool()
     weight = on.float()
     logprobs = logprobs.float()

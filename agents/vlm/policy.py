@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from agents.vlm.device import DTYPES
+
 NORM1000_MODELS = ("qwen2_vl", "qwen3_vl", "qwen3_vl_moe")
 """Model types that write 0..1000 relative coordinates (the env's ``coords="norm1000"``)."""
 
@@ -171,7 +172,7 @@ class VLMPolicy:
         self._rope_index = getattr(model, "get_rope_index", None) or getattr(
             getattr(model, "model", None), "get_rope_index", None
         )
-        self._closing = self._assistant_closing()
+        self.closing = self._assistant_closing()
 
     # -- construction ------------------------------------------------------------------------
 
@@ -279,7 +280,7 @@ class VLMPolicy:
         after = self._render([*head, self._user(text, len(images))], True)
         if not after.startswith(before):
             raise ValueError("The chat template renders earlier messages differently later on.")
-        closing = self._closing
+        closing = self.closing
         if last_token is not None:
             end = self.tokenizer.decode([last_token])
             if end and closing.startswith(end):
@@ -369,7 +370,7 @@ class VLMPolicy:
 
     # -- positions ---------------------------------------------------------------------------
 
-    def _positions(
+    def positions(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, grid: torch.Tensor | None
     ) -> torch.Tensor:
         """Rotary positions for a padded batch: multimodal (3, B, L) when the model has a
@@ -387,7 +388,7 @@ class VLMPolicy:
             return positions.unsqueeze(0).expand(3, -1, -1)
         return positions
 
-    def _batch(
+    def pad_batch(
         self, sequences: Sequence[Any], *, left: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Pad ``sequences`` (with ``ids``, ``pixel_values``, ``image_grid_thw``) into a batch."""
@@ -450,8 +451,8 @@ class VLMPolicy:
         """Write the next turn of every sequence in one batched call (left padding, KV cache)."""
         settings = settings or self.settings
         model = self.model
-        input_ids, attention_mask, pixel_values, grid = self._batch(sequences, left=True)
-        position_ids = self._positions(input_ids, attention_mask, grid)
+        input_ids, attention_mask, pixel_values, grid = self.pad_batch(sequences, left=True)
+        position_ids = self.positions(input_ids, attention_mask, grid)
         kwargs: dict[str, Any] = {}
         if pixel_values is not None:
             kwargs = {"pixel_values": pixel_values, "image_grid_thw": grid}
@@ -560,8 +561,8 @@ class VLMPolicy:
     def _score_batch(self, trajectories: Sequence[Any], temperature: float) -> list[torch.Tensor]:
         for t in trajectories:
             self.check_sync(t.ids, t.pixel_values, t.image_grid_thw)
-        input_ids, attention_mask, pixel_values, grid = self._batch(trajectories, left=False)
-        position_ids = self._positions(input_ids, attention_mask, grid)
+        input_ids, attention_mask, pixel_values, grid = self.pad_batch(trajectories, left=False)
+        position_ids = self.positions(input_ids, attention_mask, grid)
         targets = torch.zeros_like(input_ids, dtype=torch.bool)
         for row, t in enumerate(trajectories):
             targets[row, : len(t.ids)] = torch.as_tensor(
@@ -623,7 +624,6 @@ def load_processor(path: str | Path) -> Any:
 
 
 __all__ = [
-    "DTYPES",
     "GenerationSettings",
     "ImageTextProcessor",
     "ImageTokenMismatch",

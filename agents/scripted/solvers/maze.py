@@ -25,8 +25,9 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
-from agents import vision
-from agents.vision import BoxXYXY, Solution
+from agents.scripted import vision
+from agents.scripted.solvers import guarded_solve
+from agents.scripted.vision import BoxXYXY, Solution
 from drawenv.actions import Box, Line
 from drawenv.prompts import QuestionPrompt
 from drawenv.tasks.record import LETTERS
@@ -383,19 +384,15 @@ def choose_option(
 # -- answers ------------------------------------------------------------------------------------
 
 
-def solve(images: Sequence[np.ndarray], prompt: QuestionPrompt) -> Solution:
-    """Read the maze in ``images[0]``, find the shortest route from S to G and answer; never
-    raises."""
+def parse(prompt: QuestionPrompt) -> tuple[str] | None:
+    """The question's kind as a 1-tuple (see :func:`question_kind`), or None."""
     kind = question_kind(prompt)
-    if kind is None or not images:
-        return _guess(prompt, kind)
-    try:
-        return _solve(images[0], prompt, kind)
-    except Exception:  # an unreadable picture must not end the episode: answer the prior guess
-        return _guess(prompt, kind)
+    return None if kind is None else (kind,)
 
 
-def _solve(image: np.ndarray, prompt: QuestionPrompt, kind: str) -> Solution:
+def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, kind: str) -> Solution:
+    """Read the maze in ``images[0]``, find the shortest route from S to G and answer."""
+    image = images[0]
     height, width = image.shape[:2]
     maze = read_maze(image)
     if maze is None:
@@ -429,8 +426,12 @@ def _solve(image: np.ndarray, prompt: QuestionPrompt, kind: str) -> Solution:
     return Solution(vision.unique_operations(ops), answer)
 
 
-def _guess(prompt: QuestionPrompt, kind: str | None) -> Solution:
+def _guess(prompt: QuestionPrompt, kind: str | None = None) -> Solution:
     """The answer without pixels: the first option, or the typical count of the kind."""
+    kind = kind or question_kind(prompt)
     if prompt.options:
         return Solution((), LETTERS[0])
     return Solution((), GUESS.get(kind or "", "3"))
+
+
+solve = guarded_solve(parse, _solve, _guess)

@@ -1,4 +1,4 @@
-"""Batched multi-turn rollouts of a :class:`~agents.policy.VLMPolicy` in DrawSpatial-v0.
+"""Batched multi-turn rollouts of a :class:`~agents.vlm.policy.VLMPolicy` in DrawSpatial-v0.
 
 :func:`rollout` resets a list of envs (or a Gymnasium vector env), then loops: every active
 episode writes its next turn in one batched :meth:`VLMPolicy.generate` call, the envs step (a
@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.policy import GenerationSettings, TurnInput, VLMPolicy
+from agents.vlm.policy import GenerationSettings, TurnInput, VLMPolicy
+from drawenv.env import DrawSpatialEnv
 
 
 @dataclass
@@ -243,6 +244,23 @@ def _as_envs(envs: Any) -> _EnvList | _VectorEnv:
     )
 
 
+def policy_env(
+    policy: VLMPolicy,
+    *,
+    coords: str | None = None,
+    max_pixels: int | None = None,
+    **env_kwargs: Any,
+) -> DrawSpatialEnv:
+    """A ``DrawSpatialEnv`` matched to ``policy``: the coordinate mode its model family writes
+    (unless ``coords`` is given), the patch factor its processor takes unresized, and
+    ``max_pixels`` when set (else the env's default). Every trainer and evaluation builds its envs
+    here."""
+    env_kwargs.setdefault("patch_factor", policy.patch_factor)
+    if max_pixels is not None:
+        env_kwargs["max_pixels"] = max_pixels
+    return DrawSpatialEnv(coords=coords or policy.coords, **env_kwargs)
+
+
 def rollout(
     policy: VLMPolicy,
     envs: Any,
@@ -409,4 +427,4 @@ def _last_token(episode: _Episode) -> int | None:
     return episode.ids[-1] if episode.turns[-1]["finish"] == "stop" else None
 
 
-__all__ = ["Trajectory", "rollout"]
+__all__ = ["Trajectory", "policy_env", "rollout"]

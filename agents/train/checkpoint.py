@@ -3,7 +3,7 @@
 A checkpoint is a folder ``output_dir/checkpoint-12`` (for step 12) holding
 
 - ``model/``: the weights (safetensors, through ``save_pretrained``) and the processor, loadable
-  by :meth:`agents.policy.VLMPolicy.from_pretrained` like any model folder;
+  by :meth:`agents.vlm.policy.VLMPolicy.from_pretrained` like any model folder;
 - ``trainer_state.pt``: the optimiser and scheduler states, the step, and every random state a
   run draws from (Python, NumPy, torch CPU and CUDA, and the trainer's own task-sampling
   generator), read back with ``torch.load(weights_only=True)``: no pickled objects.
@@ -183,6 +183,33 @@ def load_checkpoint(
     )
 
 
+def resolve_resume(resume: bool | str | Path | None, output_dir: str | Path) -> Path | None:
+    """The checkpoint a run's ``resume`` setting names: ``true``/``"latest"`` the latest
+    ``checkpoint-STEP`` in ``output_dir`` (None, with a note, when there is none yet), a path that
+    folder, ``false``/None nothing."""
+    if resume in (None, False, "", "false", "False", "none"):
+        return None
+    if resume in (True, "true", "True", "latest"):
+        found = latest_checkpoint(output_dir)
+        if found is None:
+            print(f"resume: no checkpoint-STEP folder in {output_dir}; starting at step 0.")
+        return found
+    return Path(resume)
+
+
+def save_final(
+    path: Path, model: Any, processor: Any, state_dict: dict[str, Any] | None = None
+) -> Path:
+    """Write the trained model (safetensors) and its processor to the folder ``path``
+    atomically, where :meth:`VLMPolicy.from_pretrained` loads it; returns ``path``."""
+
+    def fill(tmp: Path) -> None:
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        processor.save_pretrained(tmp)
+
+    return write_atomically(path, fill)
+
+
 def read_optimizer_state(path: str | Path) -> dict[str, Any]:
     """The raw optimiser state dict of a checkpoint (for callers that shard it themselves)."""
     state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=True)
@@ -195,8 +222,10 @@ __all__ = [
     "latest_checkpoint",
     "load_checkpoint",
     "read_optimizer_state",
+    "resolve_resume",
     "rng_states",
     "save_checkpoint",
+    "save_final",
     "set_rng_states",
     "write_atomically",
 ]

@@ -9,6 +9,7 @@ adds pass@1 and pass@k per suite. :func:`run_vlm_eval` is the ``drawenv eval --a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agents.evaluate import _progress, _save, format_table, save_run, summarise
-from agents.policy import GenerationSettings, VLMPolicy
-from agents.rollout import Trajectory, rollout
+from agents.evaluate import evaluate_suites, print_progress, report, save_images
+from agents.vlm.policy import GenerationSettings, VLMPolicy
+from agents.vlm.rollout import Trajectory, policy_env, rollout
 from drawenv.env import DrawSpatialEnv
 
 
@@ -95,10 +96,6 @@ def evaluate_vlm(
     :attr:`VLMPolicy.patch_factor`). Sampling defaults to the policy's settings, made greedy
     when ``k == 1``. Records follow :func:`agents.evaluate.play_episode`.
     """
-    if k < 1 or episodes < 1 or batch_size < 1:
-        raise ValueError(
-            f"Expected k, episodes and batch_size >= 1, got {k}, {episodes}, {batch_size}."
-        )
     if settings is None:
         settings = policy.settings if k > 1 else replace(policy.settings, temperature=0.0)
     results: list[dict[str, Any]] = []
@@ -123,7 +120,7 @@ def evaluate_vlm(
         record.update(task=i, sample=j)
         results.append(record)
         if progress and j == k - 1:
-            _progress(f"{agent} on {task}", i + 1, episodes)
+            print_progress(f"{agent} on {task}", i + 1, episodes)
     return results
 
 
@@ -145,14 +142,13 @@ def sample_tasks(
     Task ``i`` is played by ``k`` envs reset with seed ``seed + i`` (and item ``i`` of a finite
     source). The env's ``coords`` and ``patch_factor`` default to the model's.
     """
-    env_kwargs.setdefault("patch_factor", policy.patch_factor)
-    if env_kwargs.get("coords") is None:
-        env_kwargs["coords"] = policy.coords
-    finite = DrawSpatialEnv(task=task, **env_kwargs).source.size is not None
+    if k < 1 or tasks < 1 or batch_size < 1:
+        raise ValueError(f"Expected k, tasks and batch_size >= 1, got {k}, {tasks}, {batch_size}.")
+    finite = policy_env(policy, task=task, **env_kwargs).source.size is not None
     tasks_per_batch = max(1, batch_size // k)
     for start in range(0, tasks, tasks_per_batch):
         plan = [(i, j) for i in range(start, min(tasks, start + tasks_per_batch)) for j in range(k)]
-        envs = [DrawSpatialEnv(task=task, **env_kwargs) for _ in plan]
+        envs = [policy_env(policy, task=task, **env_kwargs) for _ in plan]
         trajectories = rollout(
             policy,
             envs,
@@ -187,7 +183,7 @@ def to_record(
                 for key in ("text", "operations", "new_images", "errors", "message", "reward")
             }
             | {
-                "new_image_paths": _save(images, turn["new_images"], image_dir, episode),
+                "new_image_paths": save_images(images, turn["new_images"], image_dir, episode),
                 "finish": turn["finish"],
             }
         )
@@ -202,7 +198,7 @@ def to_record(
         "system_prompt": trajectory.system_prompt,
         "answer": task.answer,
         "answer_type": task.answer_type,
-        "images": _save(images, range(1, originals + 1), image_dir, episode),
+        "images": save_images(images, range(1, originals + 1), image_dir, episode),
         "turns": turns,
         "prediction": trajectory.prediction,
         "accuracy": accuracy,
@@ -238,27 +234,18 @@ def run_vlm_eval(
     without it sampling follows :func:`evaluate_vlm`."""
     policy = VLMPolicy.from_pretrained(model, device=device, dtype=dtype, settings=settings)
     sampling = None if temperature is None else replace(policy.settings, temperature=temperature)
-    results: list[dict[str, Any]] = []
-    for suite in suites:
-        results += evaluate_vlm(
-            policy,
-            task=suite,
-            episodes=episodes,
-            k=k,
-            seed=seed,
-            settings=sampling,
-            batch_size=batch_size,
-            image_dir=out / "images" if out else None,
-            first_episode=len(results),
-            progress=True,
-            **env_kwargs,
-        )
-    print()
-    print(format_table(summarise(results)))
-    print()
-    print(format_pass_table(pass_rates(results, k), k))
-    if out is not None:
-        save_run(results, out)
+    play = functools.partial(
+        evaluate_vlm,
+        policy,
+        episodes=episodes,
+        k=k,
+        seed=seed,
+        settings=sampling,
+        batch_size=batch_size,
+        **env_kwargs,
+    )
+    results = evaluate_suites(play, suites, out)
+    report(results, out, format_pass_table(pass_rates(results, k), k))
     return results
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.evaluate import is_reflective, play_episode
-from agents.scripted import OracleAgent
+from agents.scripted.baselines import OracleAgent
 from drawenv.env import DrawSpatialEnv
 
 

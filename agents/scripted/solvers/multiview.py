@@ -21,13 +21,15 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from agents.solvers.counting import nearest_paint
-from agents.vision import Solution, clip_box, safe_label, unique_operations
+from agents.scripted.solvers import guarded_solve
+from agents.scripted.solvers.counting import nearest_paint
+from agents.scripted.vision import Solution, clip_box, safe_label, unique_operations
 from drawenv.actions import Box
 from drawenv.prompts import QuestionPrompt
 
@@ -76,16 +78,22 @@ class Blob:
     cues: tuple[float, ...]
 
 
-def solve(images: tuple[np.ndarray, ...], prompt: QuestionPrompt) -> Solution:
+def parse(prompt: QuestionPrompt) -> tuple[list[list[tuple[str, str]]]]:
+    """The (colour, kind) objects each option names."""
+    return ([_names(option) for option in prompt.options],)
+
+
+def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, options) -> Solution:
     """Answer a moved or order question from the frames' pixels."""
-    options = [_names(option) for option in prompt.options]
-    try:
-        frames = [find_blobs(image) for image in images]
-        if "which object moved" in prompt.question.lower():
-            return _moved(frames, options, images)
-        return _order(frames, options, images)
-    except (cv2.error, ValueError, IndexError, np.linalg.LinAlgError):
-        return Solution((), "A")
+    frames = [find_blobs(image) for image in images]
+    if "which object moved" in prompt.question.lower():
+        return _moved(frames, options, images)
+    return _order(frames, options, images)
+
+
+def _guess(prompt: QuestionPrompt) -> Solution:
+    """The answer without pixels: the first option."""
+    return Solution((), "A")
 
 
 def _names(text: str) -> list[tuple[str, str]]:
@@ -306,3 +314,6 @@ def _cues(solid: np.ndarray, fill: np.ndarray, trim: np.ndarray, insert: np.ndar
     (_, _), (w, h), _ = cv2.minAreaRect(contour)
     aspect = max(w, h) / max(min(w, h), 1.0)
     return (roundness, aspect, float(trim.sum()) / area, float(insert.sum()) / area)
+
+
+solve = guarded_solve(parse, _solve, _guess)

@@ -1,1 +1,0 @@
-"""Heuristic solvers: each reads the pixels and the question text of one kind of question."""

@@ -1,0 +1,73 @@
+"""Verifiable rewards for DrawSpatial-v0, one module per concern.
+
+- :mod:`drawenv.rewards.answers`: reading the answer (``<answer>`` tag, option letters, numbers).
+- :mod:`drawenv.rewards.scores`: exact match, MRA, SNRA and its schedule, accuracy, detection.
+- :mod:`drawenv.rewards.presets`: the :class:`Episode` the env scores, the presets and
+  :func:`get_reward`.
+- :mod:`drawenv.rewards.trl`: wrappers for TRL's ``GRPOTrainer``.
+
+Everything is a pure function of its arguments (or a small picklable class holding a few
+settings), usable without the env, and importable from ``drawenv.rewards``. The formulas are
+written out in ``docs/rewards.md``.
+"""
+
+from __future__ import annotations
+
+from drawenv.rewards.answers import extract_answer, normalize_choice, normalize_text, parse_number
+from drawenv.rewards.presets import (
+    ANSWER_TYPES,
+    REWARD_PARAMETERS,
+    REWARD_PRESETS,
+    TERMINATIONS,
+    Episode,
+    RewardFn,
+    SNRAPresetReward,
+    SRRealReward,
+    VilasrPaperReward,
+    VilasrReward,
+    get_reward,
+)
+from drawenv.rewards.scores import (
+    DETECTION_MODES,
+    NUMERIC_METRICS,
+    SCHEDULE_KINDS,
+    SharpnessSchedule,
+    accuracy,
+    box_centre,
+    detection_score,
+    exact_match,
+    mra,
+    snra,
+)
+from drawenv.rewards.trl import TRLFormatReward, TRLSNRAReward, trl_accuracy_reward
+
+__all__ = [
+    "ANSWER_TYPES",
+    "DETECTION_MODES",
+    "NUMERIC_METRICS",
+    "REWARD_PARAMETERS",
+    "REWARD_PRESETS",
+    "SCHEDULE_KINDS",
+    "TERMINATIONS",
+    "Episode",
+    "RewardFn",
+    "SNRAPresetReward",
+    "SRRealReward",
+    "SharpnessSchedule",
+    "TRLFormatReward",
+    "TRLSNRAReward",
+    "VilasrPaperReward",
+    "VilasrReward",
+    "accuracy",
+    "box_centre",
+    "detection_score",
+    "exact_match",
+    "extract_answer",
+    "get_reward",
+    "mra",
+    "normalize_choice",
+    "normalize_text",
+    "parse_number",
+    "snra",
+    "trl_accuracy_reward",
+]
