@@ -104,7 +104,7 @@ def test_find_label_absent_text_and_helpers() -> None:
     ],
 )
 def test_direction_quadrants(centres: dict, answer: str) -> None:
-    got = floorplan_solver._direction(centres, ("a", "b", "c"), floorplan_solver.DIRECTIONS)
+    got = floorplan_solver.relative_direction(centres, ("a", "b", "c"), floorplan_solver.DIRECTIONS)
     assert got == answer
 
 

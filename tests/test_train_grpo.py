@@ -404,3 +404,33 @@ def test_cli_train_grpo_help_lists_every_setting():
     for name in GRPOConfig.__dataclass_fields__:
         assert name in done.stdout
     assert "resume" in done.stdout and "fsdp" in done.stdout
+
+
+class ProgressReward:
+    """Records the training progress each finished episode was paid at (a custom scheduled
+    reward: it names no preset, so only the trainer can hand it the progress)."""
+
+    def __init__(self):
+        self.seen: list[float] = []
+
+    def __call__(self, episode):
+        self.seen.append(episode.progress)
+        return 0.0, {"accuracy": 0.0, "format": 1.0}
+
+
+def test_every_reward_sees_the_training_progress(assets, tmp_path):
+    reward = ProgressReward()
+    train_grpo(make_config(assets, tmp_path / "run", steps=2), reward=reward)
+    # 2 prompts x 2 samples per step; step s of 2 is played at progress s / 2.
+    assert reward.seen == [0.0] * 4 + [0.5] * 4
+
+
+def test_reward_kwargs_reach_the_envs(assets, tmp_path, group_policy):
+    from agents.train.grpo import make_envs
+
+    config = make_config(
+        assets, tmp_path / "run", reward="snra", reward_kwargs={"k_min": 2.0, "k_max": 6.0}
+    )
+    env = make_envs(config, group_policy, 1)[0]
+    # The linear schedule from 2 to 6: k = 2 + 4 t.
+    assert [env.reward_fn.schedule(t) for t in (0.0, 0.5, 1.0)] == [2.0, 4.0, 6.0]

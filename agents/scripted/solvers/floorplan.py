@@ -204,7 +204,7 @@ def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, kind: str, name
         a, b, c = names
         line("facing", a, b)
         line(f"to {c}", a, c)
-        answer = _direction(centres, names, prompt.options)
+        answer = relative_direction(centres, names, prompt.options)
     else:
         bar = read_scale_bar(image)
         px_per_m = bar[1] / bar[2] if bar else GUESS_PX_PER_M
@@ -226,7 +226,9 @@ def _solve(images: Sequence[np.ndarray], prompt: QuestionPrompt, kind: str, name
     return Solution(vision.unique_operations(ops), answer)
 
 
-def _direction(centres: dict, names: tuple[str, ...], options: Sequence[str]) -> str:
+def relative_direction(centres: dict, names: tuple[str, ...], options: Sequence[str]) -> str:
+    """The option letter of where ``c`` lies for someone at ``a`` facing ``b`` (``names`` is
+    ``(a, b, c)``), from the objects' pixel centres; option A when one is missing."""
     a, b, c = names
     if not all(n in centres for n in names):
         return LETTERS[0]
