@@ -57,6 +57,7 @@ def config(root: Path, out: Path) -> GRPOConfig:
         dtype=os.environ.get("DTYPE", "bfloat16" if device == "cuda" else "float32"),
         device=device,
         freeze_vision=False,
+        fsdp=os.environ.get("FSDP") == "1",
     )
 
 
@@ -72,8 +73,7 @@ def main(argv: list[str]) -> None:
     if command == "prepare":
         save_tiny_model(path / "tiny")
     elif command == "train":
-        fsdp = os.environ.get("FSDP") == "1"
-        train_grpo(config(path.parent, path), reward=TextLengthReward(), fsdp=fsdp)
+        train_grpo(config(path.parent, path), reward=TextLengthReward())
     elif command == "compare":
         one, two = (read_metrics(path / run / "metrics.jsonl")[-1] for run in ("one", "two"))
         a, b = weights(path / "one" / "final"), weights(path / "two" / "final")
