@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -199,24 +198,3 @@ def test_every_field_has_help(cls):
         assert line.split()[0] == f.name and f.metadata["help"] in line
     derived = [line for line in config_help(GRPOConfig).splitlines() if "(derived)" in line]
     assert [line.split()[0] for line in derived] == ["rollout_batch"]
-
-
-EVIDENCE = Path(__file__).resolve().parents[1] / "configs" / "evidence"
-
-
-@pytest.mark.parametrize(
-    ("name", "cls", "pixels"),
-    [
-        ("sft.toml", SFTConfig, 224 * 224),
-        ("sft_448.toml", SFTConfig, 448 * 448),
-        ("grpo.toml", GRPOConfig, 448 * 448),
-        ("ap_grpo.toml", GRPOConfig, 448 * 448),
-        ("grpo_snra.toml", GRPOConfig, 448 * 448),
-    ],
-)
-def test_the_shipped_evidence_configs_load(name, cls, pixels):
-    config = load_config(cls, EVIDENCE / name)
-    assert config.task == "counting" and config.difficulty == 1
-    assert config.max_pixels == pixels
-    assert config.output_dir.startswith("runs/evidence/")
-    assert config.freeze_vision  # every evidence run keeps the random tower frozen

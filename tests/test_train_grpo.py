@@ -61,7 +61,11 @@ class ConstantReward:
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Path:
     """A saved tiny model and a four-task JSONL dataset of 56x56 images (4 image tokens)."""
-    root = tmp_path_factory.mktemp("grpo")
+    return make_assets(tmp_path_factory.mktemp("grpo"))
+
+
+def make_assets(root: Path) -> Path:
+    """Write :func:`assets`' tiny model and dataset into ``root``."""
     save_tiny_model(root / "tiny")
     (root / "img").mkdir()
     with open(root / "tasks.jsonl", "w", encoding="utf-8") as file:

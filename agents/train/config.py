@@ -459,7 +459,12 @@ class GRPOConfig(RolloutConfig, TrainConfig):
         None,
         "Std used to scale advantages: group, batch or none (None: none for dr_grpo, else group).",
     )
-    # -- processes -----------------------------------------------------------------------
+    # -- logging and processes -----------------------------------------------------------
+    log_rollouts: bool = setting(
+        False,
+        "Also write one line per trajectory (prompt, sample, task index, seed, reward, "
+        "advantage, generated tokens, turns, termination) to rollouts.jsonl.",
+    )
     fsdp: bool = setting(
         False, "Under torchrun, shard the model with FSDP2 (fully_shard) instead of DDP."
     )

@@ -77,6 +77,7 @@ from agents.train.metrics import (
     episode_summary,
     plot_metrics,
     rollout_metrics,
+    rollout_records,
 )
 from agents.train.optim import (
     enable_activation_checkpointing,
@@ -429,13 +430,14 @@ def train_grpo(
     sampler = np.random.default_rng(config.seed)
     # 2. restore
     first_step = restore(models, start, sampler, ranks) if start is not None else 0
-    logger = None
+    logger = rollout_log = None
     if ranks.main:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
-        logger = MetricsLogger(
-            output_dir, tensorboard=config.tensorboard, keep_before=first_step if start else None
-        )
+        keep = first_step if start else None
+        logger = MetricsLogger(output_dir, tensorboard=config.tensorboard, keep_before=keep)
+        if config.log_rollouts:
+            rollout_log = MetricsLogger(output_dir, keep_before=keep, name="rollouts.jsonl")
     for step in range(first_step, config.steps):
         started = time.perf_counter()
         # 3. rollouts: the same prompt list on every rank, each playing its own share
@@ -457,6 +459,11 @@ def train_grpo(
         summaries = all_gather_list([episode_summary(t) for t in trajectories], ranks)
         metrics |= step_metrics(config, summaries, all_advantages, started, rollout_time, step)
         done = step + 1
+        if rollout_log is not None:
+            for record in rollout_records(
+                prompts, summaries, all_advantages.tolist(), config.group_size
+            ):
+                rollout_log.log(done, record)
         if logger is not None and (done % config.log_every == 0 or done == config.steps):
             logger.log(done, metrics)
             print(

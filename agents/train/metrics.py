@@ -142,17 +142,22 @@ def advantage_metrics(advantages: Sequence[float]) -> dict[str, float]:
 
 
 class MetricsLogger:
-    """Writes one JSON line per logged step to ``output_dir/metrics.jsonl`` and, with
-    ``tensorboard=True``, TensorBoard scalars.
+    """Writes one JSON line per logged record to ``output_dir/name`` (``metrics.jsonl``: one
+    per step) and, with ``tensorboard=True``, TensorBoard scalars.
 
     A new run starts the file afresh. A resumed run passes ``keep_before=step``: the lines of
     earlier steps are kept and those the interrupted run wrote after its checkpoint are dropped.
     """
 
     def __init__(
-        self, output_dir: str | Path, *, tensorboard: bool = False, keep_before: int | None = None
+        self,
+        output_dir: str | Path,
+        *,
+        tensorboard: bool = False,
+        keep_before: int | None = None,
+        name: str = "metrics.jsonl",
     ):
-        self.path = Path(output_dir) / "metrics.jsonl"
+        self.path = Path(output_dir) / name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if keep_before is not None and self.path.is_file():
@@ -184,6 +189,33 @@ class MetricsLogger:
         """Flush and close the TensorBoard writer, if any."""
         if self.writer is not None:
             self.writer.close()
+
+
+def rollout_records(
+    prompts: Sequence[tuple[int, int]],
+    summaries: Sequence[dict[str, Any]],
+    advantages: Sequence[float],
+    group_size: int,
+) -> list[dict[str, Any]]:
+    """One record per trajectory of a step, in batch order: its prompt (place in the batch,
+    task index, reset seed), its place in the group, and what it earned and cost."""
+    records = []
+    for i, (summary, advantage) in enumerate(zip(summaries, advantages, strict=True)):
+        index, seed = prompts[i // group_size]
+        records.append(
+            {
+                "prompt": i // group_size,
+                "sample": i % group_size,
+                "task_index": index,
+                "seed": seed,
+                "reward": summary["reward"],
+                "advantage": float(advantage),
+                "generated": summary["generated"],
+                "turns": summary["turns"],
+                "termination": summary["termination"],
+            }
+        )
+    return records
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -3,10 +3,10 @@
 :func:`build_scratch_model` trains a byte-level BPE tokenizer (Qwen's special tokens and chat
 layout) on the text of a chat JSONL written by ``drawenv export-sft``, builds a Qwen2.5-VL config
 of the requested width and depth, and saves random weights, config and processor to a folder that
-``VLMPolicy.from_pretrained`` and the trainers load. Nothing downloads. ``docs/results.md`` trains
-one of these through SFT and GRPO.
+``VLMPolicy.from_pretrained`` and the trainers load. Nothing downloads. The study in
+``experiments/evidence/`` trains one of these through SFT and GRPO.
 
-    drawenv train init --config configs/evidence/model.toml
+    drawenv train init --config experiments/evidence/configs/model.toml
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Tables and plots of docs/results.md from the run folders of ``scripts/evidence.sh``.
+"""Tables and plots of the evidence notebook from the run folders of ``evidence.sh``.
 
-    python scripts/evidence_report.py runs/evidence                 # one set of runs
-    python scripts/evidence_report.py a=runs/first b=runs/second --plots docs/images
+    python experiments/evidence/report.py runs/evidence             # one set of runs
+    python experiments/evidence/report.py a=runs/first b=runs/second --plots DIR
 
 Every ``eval/NAME/results.jsonl`` under a folder becomes a row of the held-out table (accuracy is
 MRA for counts; exact is the share answered exactly; format the share whose format term is 1;

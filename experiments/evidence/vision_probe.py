@@ -1,20 +1,20 @@
-"""Can a from-scratch model learn to read the counting images at all? (docs/results.md)
+"""Can a from-scratch model learn to read the counting images at all? (the evidence notebook)
 
 The cheapest test of image use: answer counting questions directly, no drawing, no system
 prompt, and watch held-out accuracy against the text-only floor. A model that cannot learn
 this cannot learn to draw the right boxes either.
 
-    python scripts/vision_probe.py data OUT.pt --items 16000        # env episodes, 224x224
-        [--max-pixels 200704]                                       # (448x448)
-    python scripts/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision] [--lr 1e-3]
-        [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
-    python scripts/vision_probe.py swap MODEL [--episodes 24]       # any checkpoint, CPU
-        [--max-pixels 200704]                                       # (448x448)
+    python experiments/evidence/vision_probe.py data OUT.pt --items 16000   # env episodes,
+        [--max-pixels 200704]                                               # 224x224 (448x448)
+    python experiments/evidence/vision_probe.py train MODEL OUT.pt RUN_DIR [--freeze-vision]
+        [--lr 1e-3] [--vision-lr 1e-4] [--steps 4000] [--batch 64] [--eval-every 250]
+    python experiments/evidence/vision_probe.py swap MODEL [--episodes 24]  # any checkpoint,
+        [--max-pixels 200704]                                               # CPU (448x448)
 
 ``data`` plays ``env.reset`` for train seeds from 10,000,000 and validation seeds from
-2,000,000 (never the test seeds), keeping the 224x224 images (or ``--max-pixels``) as uint8.
-``train`` patches them on the GPU exactly as the model's processor does (checked against it at
-start-up) and writes
+2,000,000 (the ``stream`` and ``validation`` ranges of ``drawenv.tasks.SEED_RANGES``; never the
+test seeds), keeping the 224x224 images (or ``--max-pixels``) as uint8. ``train`` patches them
+on the GPU exactly as the model's processor does (checked against it at start-up) and writes
 ``RUN_DIR/metrics.jsonl``: loss, validation accuracy, MRA and the answer token's loss (the
 text-only floor is ln 8 = 2.08: eight equally likely answers).
 

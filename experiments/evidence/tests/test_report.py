@@ -1,5 +1,5 @@
-"""scripts/evidence_report.py: the paired difference and the RL table by hand, then the whole
-report on real evaluation records written by `drawenv eval`."""
+"""experiments/evidence/report.py: the paired difference and the RL table by hand, then the
+whole report on real evaluation records written by `drawenv eval`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-@pytest.fixture
-def report(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    import evidence_report
-
-    return evidence_report
+EVIDENCE = Path(__file__).resolve().parents[1]
 
 
 def records(accuracies: list[float], first_seed: int = 100) -> list[dict]:
@@ -147,7 +139,7 @@ def test_report_on_real_evaluations(tmp_path):
     (runs / "grpo-s1").mkdir()
     (runs / "grpo-s1" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in RL_LINES))
     out = subprocess.run(
-        [sys.executable, str(SCRIPTS / "evidence_report.py"), f"a={runs}", "--start", "oracle",
+        [sys.executable, str(EVIDENCE / "report.py"), f"a={runs}", "--start", "oracle",
          "--window", "2", "--targets", "oracle", "--plots", str(tmp_path / "plots")],
         check=True, capture_output=True, text=True, timeout=300,
     ).stdout  # fmt: skip

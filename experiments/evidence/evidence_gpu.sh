@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
-# The GPU stages of docs/results.md on one machine, spread over its GPUs (one job a GPU, the
-# rest queued round-robin). Each job is a stage of scripts/evidence.sh.
+# The GPU stages of the evidence experiment (experiments/evidence/README.md) on one machine,
+# spread over its GPUs (one job a GPU, the rest queued round-robin), run from the repository
+# root. Each job is a stage of experiments/evidence/evidence.sh.
 #
-#   bash scripts/evidence_gpu.sh sft   # data, init, cold-start SFT at four learning rates (or
-#                                      # SFT_RUNS), each scored on the validation and test
-#                                      # items; the best on validation becomes
-#                                      # runs/evidence/sft/final. With PART, all unfinished
-#                                      # runs at once for at most PART seconds, resuming from
-#                                      # their checkpoints; run it again on the same machine
-#                                      # until every run has finished and been scored
-#   bash scripts/evidence_gpu.sh sft-part  # one SFT run (configs/evidence/sft.toml) that spans
-#                                      # device calls: data and init when absent, then SFT for at
-#                                      # most PART seconds (default 540), resuming from its latest
-#                                      # checkpoint; run it again, on the same machine, until
-#                                      # runs/evidence/sft/final exists
-#   bash scripts/evidence_gpu.sh rl    # grpo, ap_grpo and grpo_snra, seeds 1 and 2, from
-#                                      # runs/evidence/sft/final; each final model, the start and
-#                                      # (where present) the untrained init scored on the test
-#                                      # items. With PART, all unfinished runs at once for at most
-#                                      # PART seconds, resuming from their checkpoints, then every
-#                                      # finished run not yet scored (leave the call time for it);
-#                                      # run it again on the same machine until every run has
-#                                      # finished and been scored
+#   bash experiments/evidence/evidence_gpu.sh sft
+#       data, init, cold-start SFT at four learning rates (or SFT_RUNS), each scored on the
+#       validation and test items; the best on validation becomes runs/evidence/sft/final. With
+#       PART, all unfinished runs at once for at most PART seconds, resuming from their
+#       checkpoints; run it again on the same machine until every run has finished and been
+#       scored
+#   bash experiments/evidence/evidence_gpu.sh sft-part
+#       one SFT run (configs/sft.toml) that spans device calls: data and init when absent, then
+#       SFT for at most PART seconds (default 540), resuming from its latest checkpoint; run it
+#       again, on the same machine, until runs/evidence/sft/final exists
+#   bash experiments/evidence/evidence_gpu.sh rl
+#       grpo, ap_grpo and grpo_snra, seeds 1 and 2, from runs/evidence/sft/final; each final
+#       model, the start and (where present) the untrained init scored on the test items. With
+#       PART, all unfinished runs at once for at most PART seconds, resuming from their
+#       checkpoints, then every finished run not yet scored (leave the call time for it); run it
+#       again on the same machine until every run has finished and been scored
 #
 # SFT_ARGS and RL_ARGS add key=value settings to every SFT or RL job; LRS, ARMS and SEEDS replace
 # the learning rates, RL arms and seeds; SFT_RUNS replaces the SFT runs altogether, as
@@ -29,11 +26,19 @@
 # one run a learning rate, "lr3e-4:lr=3e-4 ..."); GPUS sets how many GPUs to use and PER_GPU how
 # many jobs share one.
 #
-# Then `pack PHASE [MODEL]` writes what docs/results.md needs (metrics, configs, evaluation
-# records; with MODEL also runs/evidence/MODEL/final in bfloat16) as tar files of at most 15 MB
-# under $OUT.
+# Then `pack PHASE [MODEL]` writes what the notebook (experiments/evidence/NOTEBOOK.md) needs
+# (metrics, configs, evaluation records; with MODEL also runs/evidence/MODEL/final in bfloat16)
+# as tar files of at most 15 MB under $OUT. The configs named are in
+# experiments/evidence/configs/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+usage() {  # the comment above, without its '# '
+  sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
+}
+case ${1:-} in
+  "" | -h | --help) usage; exit 0 ;;
+esac
+cd "$(dirname "$0")/../.."
+HERE=experiments/evidence
 RUNS=runs/evidence
 GPUS=${GPUS:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-$RUNS/out}
@@ -57,7 +62,7 @@ run_jobs() {
       export CUDA_VISIBLE_DEVICES=$((slot % GPUS))
       export OMP_NUM_THREADS=$(( $(nproc) / slots > 0 ? $(nproc) / slots : 1 ))
       for ((i = slot; i < ${#jobs[@]}; i += slots)); do
-        timeout "${JOB_TIMEOUT:-0}" bash scripts/evidence.sh ${jobs[i]} >>"$logs/job$i.log" 2>&1 \
+        timeout "${JOB_TIMEOUT:-0}" bash "$HERE/evidence.sh" ${jobs[i]} >>"$logs/job$i.log" 2>&1 \
           || (( $? == 124 )) || { tail -20 "$logs/job$i.log"; exit 1; }
       done
     ) &
@@ -124,10 +129,10 @@ PY
   ls -la "$OUT"
 }
 
-case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
+case $1 in
   sft)
-    [[ -s $RUNS/data/sft.jsonl ]] || bash scripts/evidence.sh data
-    [[ -f $RUNS/init/model.safetensors ]] || bash scripts/evidence.sh init
+    [[ -s $RUNS/data/sft.jsonl ]] || bash "$HERE/evidence.sh" data
+    [[ -f $RUNS/init/model.safetensors ]] || bash "$HERE/evidence.sh" init
     jobs=() runs=()
     for spec in "${SFT_RUNS[@]}"; do
       run=sft-${spec%%:*} args=${spec#*:}
@@ -148,13 +153,13 @@ case ${1:?"usage: bash scripts/evidence_gpu.sh sft|sft-part|rl|pack"} in
     pack sft sft
     ;;
   sft-part)
-    [[ -s $RUNS/data/sft.jsonl ]] || bash scripts/evidence.sh data
-    [[ -f $RUNS/init/model.safetensors ]] || bash scripts/evidence.sh init
+    [[ -s $RUNS/data/sft.jsonl ]] || bash "$HERE/evidence.sh" data
+    [[ -f $RUNS/init/model.safetensors ]] || bash "$HERE/evidence.sh" init
     mkdir -p "$RUNS/logs"
     resume=false
     compgen -G "$RUNS/sft/checkpoint-*" >/dev/null && resume=true
     status=0
-    [[ -d $RUNS/sft/final ]] || timeout "${PART:-540}" bash scripts/evidence.sh sft \
+    [[ -d $RUNS/sft/final ]] || timeout "${PART:-540}" bash "$HERE/evidence.sh" sft \
       "resume=$resume" ${SFT_ARGS:-} >>"$RUNS/logs/sft.log" 2>&1 || status=$?
     tail -5 "$RUNS/logs/sft.log"
     (( status == 0 || status == 124 )) || exit "$status"

@@ -1,5 +1,5 @@
-"""scripts/vision_probe.py on the CPU: its GPU patching matches the real image processor, and
-both stages run end to end on real env episodes with the tiny model."""
+"""experiments/evidence/vision_probe.py on the CPU: its GPU patching matches the real image
+processor, and both stages run end to end on real env episodes with the tiny model."""
 
 from __future__ import annotations
 
@@ -16,28 +16,25 @@ pytest.importorskip("transformers")
 
 from agents.vlm.testing import save_tiny_model, tiny_processor  # noqa: E402
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+EVIDENCE = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def probe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPTS / "vision_probe.py"), *args],
+        [sys.executable, str(EVIDENCE / "vision_probe.py"), *args],
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
-def test_patchify_gives_the_image_processors_pixel_patches(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    from vision_probe import patchify
-
+def test_patchify_gives_the_image_processors_pixel_patches(vision_probe):
     processor = tiny_processor()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(2, 56, 84, 3), dtype=np.uint8)
     expected = processor.image_processor(images=list(images), return_tensors="pt")
-    patches = patchify(torch.from_numpy(images), processor)
+    patches = vision_probe.patchify(torch.from_numpy(images), processor)
     # 2 images of 4x6 patches of 14 px; each row holds 3 channels x 2 frames x 14 x 14 values.
     assert patches.shape == (2 * 4 * 6, 3 * 2 * 14 * 14)
     torch.testing.assert_close(patches, expected["pixel_values"].float(), atol=1e-5, rtol=0)
@@ -98,18 +95,43 @@ def test_swap_scores_own_and_swapped_images_apart(tmp_path):
     assert big["own_images"] != result["own_images"]
 
 
-def test_count_tokens_are_where_a_box_list_goes_on_or_closes(monkeypatch):
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    from vision_probe import count_tokens
+def byte_level_bpe(merges: tuple[tuple[str, str], ...]):
+    """A byte-level BPE tokenizer that knows the 256 byte tokens and only ``merges``: its split
+    of a text follows from the merges by hand."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
-    tokenizer = tiny_processor().tokenizer
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for left, right in merges:
+        vocab[left + right] = len(vocab)
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=bpe)
+
+
+# The text's boxes end '"a"},\n' (another box follows) and '"b"}\n]\n' (the list closes). The
+# byte-level pre-tokenizer cuts a run of punctuation apart from letters and from whitespace, so
+# '"},' and '"}' are pieces of their own and '\n' is never merged with '}' or ']'.
+@pytest.mark.parametrize(
+    ("merges", "expected"),
+    [
+        # Bytes only: the '}' and the byte after it, for each box.
+        ((), ["}", ",", "}", "\n"]),
+        # '}' + ',' -> '},': the first box closes in one token.
+        ((("}", ","),), ["},", "}", "\n"]),
+        # '"' + '}' -> '"}', then '"}' + ',' -> '"},'.
+        ((('"', "}"), ('"}', ",")), ['"},', '"}', "\n"]),
+    ],
+)
+def test_count_tokens_are_where_a_box_list_goes_on_or_closes(vision_probe, merges, expected):
+    tokenizer = byte_level_bpe(merges)
     text = (
         '[\n{"index": 1, "bbox_2d": [1, 2, 3, 4], "label": "a"},\n'
         '{"index": 1, "bbox_2d": [5, 6, 7, 8], "label": "b"}\n]\n'
     )
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    found = count_tokens(tokenizer, text)
-    # This tokenizer merges the first box's end with the comma ('"},': another box follows);
-    # the second box ends '"}' and the list closes with the next token, '\n'.
-    assert [tokenizer.decode([ids[i]]) for i in found] == ['"},', '"}', "\n"]
-    assert found[1] + 1 == found[2] and tokenizer.decode(ids[found[2] + 1 :]) == "]\n"
+    found = vision_probe.count_tokens(tokenizer, text)
+    assert [tokenizer.decode([ids[i]]) for i in found] == expected
+    # The list closes right after the last token found.
+    assert found[-1] == found[-2] + 1 and tokenizer.decode(ids[found[-1] + 1 :]) == "]\n"
