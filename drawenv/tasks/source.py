@@ -7,6 +7,7 @@ procedural generator; the env samples an index with its own seeded ``np_random``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -59,8 +60,29 @@ class RecordSource(TaskSource):
         return self.records[index]
 
 
+RENDER_CACHE_SIZE = 64
+"""Rendered items kept per process, shared by every source of the process (see
+:class:`GeneratedSource`)."""
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
+def _rendered(
+    generate: Callable[[int, int, int], TaskRecord], seed: int, index: int, difficulty: int
+) -> TaskRecord:
+    record = generate(seed, index, difficulty)
+    for image in record.images:
+        if isinstance(image, np.ndarray):
+            image.flags.writeable = False  # shared by every env that draws this item
+    return record
+
+
 class GeneratedSource(TaskSource):
-    """An endless procedural suite: item ``i`` is ``generate(seed, i, difficulty)``."""
+    """An endless procedural suite: item ``i`` is ``generate(seed, i, difficulty)``.
+
+    Items are pure functions of ``(seed, i, difficulty)``, so the last :data:`RENDER_CACHE_SIZE`
+    rendered in a process are kept and shared: the envs of a GRPO group, reset on the same item,
+    render it once. Their images are read-only arrays (the env never writes to an original).
+    """
 
     def __init__(
         self,
@@ -72,7 +94,10 @@ class GeneratedSource(TaskSource):
         self.generate, self.seed, self.difficulty = generate, seed, difficulty
 
     def __getitem__(self, index: int) -> TaskRecord:
-        return self.generate(self.seed, index, self.difficulty)
+        try:
+            return _rendered(self.generate, self.seed, int(index), self.difficulty)
+        except TypeError:  # an unhashable generator: render every time
+            return self.generate(self.seed, int(index), self.difficulty)
 
 
 class MixedSource(TaskSource):
