@@ -10,6 +10,8 @@ lists them all)::
     env = gym.make("DrawSpatial-Counting-v0")  # = gym.make("DrawSpatial-v0", task="counting")
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(model_output_text)
+
+    envs = drawenv.make_vec(8, "async", task="counting")  # see drawenv.vector
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gymnasium.envs.registration import register, registry
 from drawenv.actions import Action, Answer, Box, Draw, Line, Operation
 from drawenv.errors import DrawEnvError
 from drawenv.tasks import SUITES, TaskRecord, TaskSource
+from drawenv.vector import make_vec
 
 __version__ = "0.1.0"
 
@@ -48,4 +51,5 @@ __all__ = [
     "TaskRecord",
     "TaskSource",
     "__version__",
+    "make_vec",
 ]

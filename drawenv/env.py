@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from drawenv.rewards import Episode, get_reward
 from drawenv.spaces import ModelText, observation_space
 from drawenv.state import ImageState
 from drawenv.tasks import TaskRecord, make_source
+from drawenv.tasks.record import MAX_IMAGE_PIXELS
 
 REPEAT_POLICIES = ("terminate", "feedback", "off")
 INVALID_POLICIES = ("feedback", "terminate")
@@ -68,7 +70,9 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
     ("terminate"), ``repeat_tolerance`` (0.02),
     ``invalid_policy`` ("feedback"), ``reward`` ("vilasr"), ``reward_kwargs`` (None: the
     preset's defaults; e.g. ``{"k_max": 50}`` for ``"snra"``), ``difficulty`` (1),
-    ``render_mode`` (None or "rgb_array"), ``copy_images`` (True). See ``docs/environment.md``.
+    ``render_mode`` (None or "rgb_array"), ``copy_images`` (True), ``max_image_pixels``
+    (64,000,000: larger originals raise, read from the file header before decoding). See
+    ``docs/environment.md``.
 
     ## Version History
     * v0: initial release.
@@ -94,6 +98,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         difficulty: int = 1,
         render_mode: str | None = None,
         copy_images: bool = True,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
     ):
         self.protocol = get_protocol(check_choice("protocol", protocol, PROTOCOLS))
         self.coords = check_choice("coords", coords, COORD_MODES)
@@ -125,6 +130,9 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         if not isinstance(copy_images, bool):
             raise invalid_argument("copy_images", copy_images, "True or False")
         self.copy_images = copy_images
+        self.max_image_pixels = check_number(
+            "max_image_pixels", max_image_pixels, low=1, integer=True
+        )
         self.observation_space = observation_space()
         self.action_space = ModelText(protocol, coords)
         self.progress = 0.0
@@ -160,17 +168,26 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
             )
         if index is None:
             index = self.source.sample_index(self.np_random)
-        self._task = self.source[int(index)]
-        loaded = self._task.load_images()
-        originals = [
-            resize_image(
-                image,
-                factor=self.patch_factor,
-                min_pixels=self.min_pixels,
-                max_pixels=self.max_pixels,
+        task = self.source[int(index)]
+        if not isinstance(task, TaskRecord):
+            raise DrawEnvError(
+                f"Invalid item {int(index)} of the task source {self.source!r}: expected a "
+                f"TaskRecord, got {type(task).__name__}. `__getitem__` must return a TaskRecord."
             )
-            for image in loaded
-        ]
+        self._task = task
+        loaded = task.load_images(max_image_pixels=self.max_image_pixels)
+        originals = []
+        for k, image in enumerate(loaded, 1):
+            try:
+                resized = resize_image(
+                    image,
+                    factor=self.patch_factor,
+                    min_pixels=self.min_pixels,
+                    max_pixels=self.max_pixels,
+                )
+            except DrawEnvError as error:  # a bad array: name the record it came from
+                raise DrawEnvError(f"Image {k} of task {task.id!r}: {error}") from None
+            originals.append(resized)
         # Factors from shown pixels back to image 1's original pixels (detection ground truth).
         self._scale = (
             loaded[0].shape[1] / originals[0].shape[1],
@@ -346,8 +363,15 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
             "system_prompt": self._system_prompt,
         }
         if termination is not None:
+            # One type per key whatever the task, so that vector envs batch infos losslessly:
+            # the truth as text (a letter, a number or free text) and as a float (NaN unless
+            # the answer is a number).
+            answer = self._task.answer
             info["termination"] = termination
-            info["answer"] = self._task.answer
+            info["answer"] = str(answer)
+            info["answer_number"] = (
+                float(answer) if self._task.answer_type in ("numeric", "count") else math.nan
+            )
             info["answer_type"] = self._task.answer_type
             info["prediction"] = self._answer
         return info

@@ -12,8 +12,12 @@ Parsing decisions beyond the rules in docs/environment.md (Text protocols):
 - only fences tagged ``json`` or untagged count (```` ```python ```` is ignored); an empty block or
   an empty list of items is a format failure, since the turn then neither draws nor answers.
 - unknown keys of an item are ignored; a missing ``</tool_call>`` or closing fence is tolerated.
-- the literal-syntax fallback only runs on blocks under ``MAX_LITERAL_CHARS`` characters, since
-  Python's parser is slow and memory-hungry on large inputs; JSON has no size limit.
+- the work per turn is bounded whatever the text: only the first ``MAX_TURN_CHARS`` characters
+  are read, only the first ``MAX_BLOCKS`` drawing blocks (fences or tool calls; more is an
+  invalid drawing, as a turn may draw at most 32 operations anyway), only the first
+  ``MAX_ITEMS`` items of all blocks together (likewise), and the literal-syntax fallback reads at
+  most ``MAX_LITERAL_CHARS`` characters per turn in all, since Python's parser is slow and
+  memory-hungry. Each limit hit is an error of the turn, never an exception.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import numbers
 import re
 import reprlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +38,10 @@ from drawenv.errors import check_choice, check_number, invalid_argument
 
 COORD_MODES = ("pixel", "norm1000")
 MAX_ERRORS = 20
-MAX_LITERAL_CHARS = 100_000
+MAX_TURN_CHARS = 1_000_000
+MAX_BLOCKS = 32
+MAX_LITERAL_CHARS = 20_000
+MAX_ITEMS = 256
 
 _FENCE = "```"
 _FENCE_TAG = re.compile(r"[ \t]*([\w+.-]*)")
@@ -91,13 +99,19 @@ class Protocol:
         """Parse one model turn; never raises, problems end up in ``errors``."""
         if not isinstance(text, str):
             return ParsedTurn(errors=(f"expected the turn as text, got {type(text).__name__}",))
-        if not text.strip():
-            return ParsedTurn(errors=("the turn is empty",))
         errors: list[str] = []
+        if len(text) > MAX_TURN_CHARS:
+            errors.append(
+                f"the turn is {len(text):,} characters long; only the first {MAX_TURN_CHARS:,} "
+                "are read"
+            )
+            text = text[:MAX_TURN_CHARS]
+        if not text.strip():
+            return ParsedTurn(errors=(*errors, "the turn is empty"))
         thought, after = _thought(text, errors)
         answer = _answer(text, errors)
         drawing_errors: list[str] = []
-        operations, attempted = self._drawing(text, drawing_errors)
+        operations, attempted = self._drawing(text, _Budget(), drawing_errors)
         errors += drawing_errors
         if after is not None:
             self._check_layout(after.lstrip(), answer, errors)
@@ -171,7 +185,9 @@ class Protocol:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def _drawing(self, text: str, errors: list[str]) -> tuple[list[Operation], bool]:
+    def _drawing(
+        self, text: str, budget: _Budget, errors: list[str]
+    ) -> tuple[list[Operation], bool]:
         raise NotImplementedError
 
     def _check_layout(self, after: str, answer: str | None, errors: list[str]) -> None:
@@ -193,11 +209,13 @@ class VilasrProtocol(Protocol):
     name = "vilasr"
     _box_name, _line_name = "Action: Object Mapper", "Action: Path Tracer"
 
-    def _drawing(self, text: str, errors: list[str]) -> tuple[list[Operation], bool]:
+    def _drawing(
+        self, text: str, budget: _Budget, errors: list[str]
+    ) -> tuple[list[Operation], bool]:
         operations: list[Operation] = []
-        blocks = list(_fenced_blocks(text))
+        blocks = _first_blocks(_fenced_blocks(text), "fenced blocks", errors)
         for number, body in enumerate(blocks, 1):
-            operations += _block_operations(body, f"block {number}", errors)
+            operations += _block_operations(body, f"block {number}", budget, errors)
         action_line = _DRAW_ACTION.search(text) is not None
         if action_line and not blocks:
             errors.append("the drawing `Action:` line has no json block after it")
@@ -240,11 +258,13 @@ class ToolCallProtocol(Protocol):
         """The JSON schemas of ``draw_boxes`` and ``draw_lines`` (OpenAI function format)."""
         return copy.deepcopy(_TOOLS)
 
-    def _drawing(self, text: str, errors: list[str]) -> tuple[list[Operation], bool]:
+    def _drawing(
+        self, text: str, budget: _Budget, errors: list[str]
+    ) -> tuple[list[Operation], bool]:
         operations: list[Operation] = []
-        calls = list(_tool_call_bodies(text))
+        calls = _first_blocks(_tool_call_bodies(text), "tool calls", errors)
         for number, body in enumerate(calls, 1):
-            operations += _call_operations(body, f"tool call {number}", errors)
+            operations += _call_operations(body, f"tool call {number}", budget, errors)
         return operations, bool(calls)
 
     def _check_layout(self, after: str, answer: str | None, errors: list[str]) -> None:
@@ -334,34 +354,68 @@ def _tool_call_bodies(text: str):
         yield text[body : close if start < 0 else min(close, start)]
 
 
-def _load(source: str) -> tuple[bool, Any, str]:
-    """``(ok, value, problem)``: JSON first, then Python literal syntax; never raises."""
+class _Budget:
+    """What is left of one turn's allowances: characters for the literal-syntax fallback, and
+    drawing items to validate."""
+
+    def __init__(self) -> None:
+        self.literal_chars = MAX_LITERAL_CHARS
+        self.items = MAX_ITEMS
+        self.items_exceeded = False
+
+    def take_literal(self, chars: int) -> bool:
+        """Spend ``chars`` literal characters if that many are left; ``False`` (nothing spent)
+        otherwise."""
+        if chars > self.literal_chars:
+            return False
+        self.literal_chars -= chars
+        return True
+
+
+def _first_blocks(blocks: Iterator[str], what: str, errors: list[str]) -> list[str]:
+    """The first ``MAX_BLOCKS`` of ``blocks``, with an error when there are more."""
+    first = list(itertools.islice(blocks, MAX_BLOCKS + 1))
+    if len(first) > MAX_BLOCKS:
+        errors.append(
+            f"the turn holds more than {MAX_BLOCKS} {what}; at most {MAX_BLOCKS} are read"
+        )
+        del first[MAX_BLOCKS:]
+    return first
+
+
+def _load(source: str, budget: _Budget) -> tuple[bool, Any, str]:
+    """``(ok, value, problem)``: JSON first, then Python literal syntax within the turn's
+    ``budget``; never raises."""
     if not source.strip():
         return False, None, "is empty"
     try:
         return True, json.loads(source), ""
     except Exception as exc:  # deep nesting, huge numbers, bad syntax: all the model's mistake
         problem = f"is not valid JSON ({_show.repr(str(exc))})"
-    if len(source) <= MAX_LITERAL_CHARS:
-        try:
-            return True, ast.literal_eval(source.strip()), ""
-        except Exception:
-            pass
-    return False, None, problem
+    literal = source.strip()
+    if not budget.take_literal(len(literal)):
+        limit = (
+            f"the Python-literal fallback reads at most {MAX_LITERAL_CHARS:,} characters per turn"
+        )
+        return False, None, f"{problem}, and {limit}"
+    try:
+        return True, ast.literal_eval(literal), ""
+    except Exception:
+        return False, None, problem
 
 
-def _block_operations(body: str, where: str, errors: list[str]) -> list[Operation]:
+def _block_operations(body: str, where: str, budget: _Budget, errors: list[str]) -> list[Operation]:
     """The valid operations of one fenced block (a list of items or a single item)."""
-    ok, value, problem = _load(body)
+    ok, value, problem = _load(body, budget)
     if not ok:
         errors.append(f"{where} {problem}")
         return []
-    return _items_operations(value, where, {}, None, errors)
+    return _items_operations(value, where, {}, None, budget, errors)
 
 
-def _call_operations(body: str, where: str, errors: list[str]) -> list[Operation]:
+def _call_operations(body: str, where: str, budget: _Budget, errors: list[str]) -> list[Operation]:
     """The valid operations of one ``<tool_call>`` body."""
-    ok, call, problem = _load(body)
+    ok, call, problem = _load(body, budget)
     if not ok:
         errors.append(f"{where} {problem}")
         return []
@@ -377,7 +431,7 @@ def _call_operations(body: str, where: str, errors: list[str]) -> list[Operation
         )
         return []
     if isinstance(arguments, str):
-        ok, arguments, problem = _load(arguments)
+        ok, arguments, problem = _load(arguments, budget)
         if not ok:
             errors.append(f"{where}: arguments {problem}")
             return []
@@ -389,10 +443,12 @@ def _call_operations(body: str, where: str, errors: list[str]) -> list[Operation
         errors.append(f"{where}: arguments have no {key}")
         return []
     defaults = {"index": arguments["index"]} if "index" in arguments else {}
-    return _items_operations(arguments[key], where, defaults, kind, errors)
+    return _items_operations(arguments[key], where, defaults, kind, budget, errors)
 
 
-def _items_operations(value, where, defaults: dict, kind: str | None, errors) -> list[Operation]:
+def _items_operations(
+    value, where, defaults: dict, kind: str | None, budget: _Budget, errors
+) -> list[Operation]:
     """Validate a list (or a single object) of items; ``defaults`` fills keys an item lacks."""
     items = [value] if isinstance(value, dict) else value
     if not isinstance(items, (list, tuple)):
@@ -401,6 +457,14 @@ def _items_operations(value, where, defaults: dict, kind: str | None, errors) ->
     if not items:
         errors.append(f"{where} holds no items")
         return []
+    if len(items) > budget.items:
+        if not budget.items_exceeded:
+            errors.append(
+                f"the turn holds more than {MAX_ITEMS} items; at most {MAX_ITEMS} are read"
+            )
+            budget.items_exceeded = True
+        items = items[: budget.items]
+    budget.items -= len(items)
     operations = []
     for number, item in enumerate(items, 1):
         if isinstance(item, dict):

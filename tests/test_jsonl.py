@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,66 @@ MALFORMED = [
     ("count-float", record(answer_type="count", answer=3.0), "answer", "integer >= 0"),
     ("text-empty", record(answer_type="text", answer=""), "answer", "non-empty string"),
     ("text-number", record(answer_type="text", answer=4), "answer", "non-empty string"),
+    # metadata that drawenv reads: checked here, not at the end of an episode
+    (
+        "object-without-box",
+        record(metadata={"objects": [{"name": "cup", "box": [1, 2, 3, 4]}, {"name": "jug"}]}),
+        "metadata.objects[1].box",
+        "got nothing (the key is missing)",
+    ),
+    (
+        "object-box-of-3",
+        record(metadata={"objects": [{"name": "cup", "box": [1, 2, 3]}]}),
+        "metadata.objects[0].box",
+        "4 finite numbers",
+    ),
+    (
+        "object-box-strings",
+        record(metadata={"objects": [{"name": "cup", "box": ["1", 2, 3, 4]}]}),
+        "metadata.objects[0].box",
+        "4 finite numbers",
+    ),
+    (
+        "object-without-name",
+        record(metadata={"objects": [{"box": [1, 2, 3, 4]}]}),
+        "metadata.objects[0].name",
+        "a string",
+    ),
+    (
+        "objects-not-list",
+        record(metadata={"objects": {"cup": [1, 2, 3, 4]}}),
+        "metadata.objects",
+        "a list",
+    ),
+    ("max-turns-string", record(metadata={"max_turns": "x"}), "metadata.max_turns", "integer >= 1"),
+    ("max-turns-negative", record(metadata={"max_turns": -5}), "metadata.max_turns", "got -5"),
+    ("max-turns-zero", record(metadata={"max_turns": 0}), "metadata.max_turns", "integer >= 1"),
+    ("max-turns-bool", record(metadata={"max_turns": True}), "metadata.max_turns", "integer >= 1"),
+    ("max-turns-float", record(metadata={"max_turns": 5.0}), "metadata.max_turns", "integer >= 1"),
+    (
+        "key-drawing-kind",
+        record(metadata={"key_drawings": [{"kind": "circle", "index": 1, "label": "c"}]}),
+        "metadata.key_drawings[0].kind",
+        "'box' or 'line'",
+    ),
+    (
+        "key-drawing-index",
+        record(
+            metadata={
+                "key_drawings": [{"kind": "box", "index": 2, "bbox": [1, 2, 3, 4], "label": "c"}]
+            }
+        ),
+        "metadata.key_drawings[0].index",
+        "an image number in 1..1",
+    ),
+    (
+        "key-drawing-line-end",
+        record(
+            metadata={"key_drawings": [{"kind": "line", "index": 1, "start": [1, 2], "label": "c"}]}
+        ),
+        "metadata.key_drawings[0].end",
+        "2 finite numbers",
+    ),
 ]
 
 
@@ -280,6 +342,63 @@ def test_missing_image_fails_at_access_not_at_load(tmp_path):
     env = DrawSpatialEnv(task=source)
     with pytest.raises(DrawEnvError, match=r"gone\.png"):
         env.reset(seed=0)
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG file that declares ``width x height`` RGB pixels but holds only a few bytes of image
+    data: any attempt to decode it fails, so an error about its size proves that only the header
+    was read."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "width, height, fragment",
+    [
+        (20_000, 20_000, "too large to decode"),  # beyond Pillow's own decompression-bomb limit
+        (12_000, 12_000, "expected at most max_image_pixels=64,000,000 pixels, got 12000x12000"),
+        (8_001, 8_000, "expected at most max_image_pixels=64,000,000 pixels, got 8001x8000"),
+    ],
+)
+def test_an_oversized_image_fails_at_reset_naming_file_and_task(tmp_path, width, height, fragment):
+    png_header(tmp_path / "img" / "huge.png", width, height)
+    path = write(tmp_path / "t.jsonl", [record(id="huge-1", images=["img/huge.png"])])
+    env = DrawSpatialEnv(task=path)
+    with pytest.raises(DrawEnvError) as caught:
+        env.reset(seed=0)
+    message = str(caught.value)
+    assert fragment in message
+    assert "huge.png" in message and "task 'huge-1'" in message and "max_image_pixels" in message
+
+
+def test_the_pixel_cap_is_an_env_argument(tmp_path):
+    png(tmp_path / "img" / "a.png", (56, 84))  # 4,704 pixels
+    path = write(tmp_path / "t.jsonl", [record()])
+    with pytest.raises(DrawEnvError, match=r"at most max_image_pixels=4,000 pixels, got 56x84"):
+        DrawSpatialEnv(task=path, max_image_pixels=4_000).reset(seed=0)
+    obs, _ = DrawSpatialEnv(task=path, max_image_pixels=4_704).reset(seed=0)
+    assert len(obs["images"]) == 1
+    for bad in (0, 2.5, "64M", None):
+        with pytest.raises(DrawEnvError, match="Invalid `max_image_pixels`"):
+            DrawSpatialEnv(task=path, max_image_pixels=bad)
+
+
+def test_an_image_too_narrow_fails_at_reset_naming_the_file(tmp_path):
+    png(tmp_path / "img" / "strip.png", (402, 2))
+    path = write(tmp_path / "t.jsonl", [record(id="strip-1", images=["img/strip.png"])])
+    with pytest.raises(DrawEnvError) as caught:
+        DrawSpatialEnv(task=path).reset(seed=0)
+    message = str(caught.value)
+    assert "strip.png" in message and "task 'strip-1'" in message
+    assert "aspect ratio of at most 200, got 402x2" in message and "Crop or pad" in message
 
 
 def test_no_image_is_opened_until_the_env_asks(tmp_path, monkeypatch):

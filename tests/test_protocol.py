@@ -14,6 +14,8 @@ from drawenv.errors import DrawEnvError
 from drawenv.protocol import (
     COORD_MODES,
     MAX_ERRORS,
+    MAX_ITEMS,
+    MAX_TURN_CHARS,
     PROTOCOLS,
     ToolCallProtocol,
     VilasrProtocol,
@@ -25,8 +27,8 @@ LINE = '{"index": 2, "start_point_2d": [1, 2], "end_point_2d": [3.5, 4], "label"
 SOFA = Box(1, (10, 20, 30, 40), "sofa")
 PATH = Line(2, (1, 2), (3.5, 4), "path")
 JUNK = bytes(range(256)).decode("latin-1")
-BIG_THOUGHT = "spatial reasoning " * 60_000  # about 1 MB
-MANY = [Box(k, (k, k, k + 1, k + 1), f"o{k}") for k in range(1, 1001)]
+BIG_THOUGHT = "spatial reasoning " * 50_000  # 900 kB, under MAX_TURN_CHARS
+MANY = [Box(k, (k, k, k + 1, k + 1), f"o{k}") for k in range(1, MAX_ITEMS + 1)]
 
 
 def vilasr(body: str, action: str = "Object Mapper", fence: str = "```json") -> str:
@@ -69,6 +71,8 @@ def case(name, text, ops=(), answer=None, ok=False, drew=True, error=None):
 SINGLE_QUOTED = "[{'index': 1, 'bbox_2d': [10, 20, 30, 40], 'label': 'sofa'}]"
 ANSWER = "<think> sure </think> Action: Answer\n<answer> B </answer>"
 MANY_JSON = [{"index": b.index, "bbox_2d": b.bbox, "label": b.label} for b in MANY]
+TOO_MANY_JSON = [*MANY_JSON, MANY_JSON[0]]
+ITEMS_ERROR = f"more than {MAX_ITEMS} items"
 
 VILASR_CASES = [
     case("box", vilasr(f"[{BOX}]"), [SOFA], ok=True),
@@ -213,9 +217,10 @@ VILASR_CASES = [
     case("whitespace", " \n\t ", drew=False, error="empty"),
     case("binary-junk", JUNK, drew=False, error="neither draws nor answers"),
     case("thought-only", "<think> only thinking </think>", drew=False, error="neither draws"),
-    case("1000-items", vilasr(json.dumps(MANY_JSON)), MANY, ok=True),
+    case("max-items", vilasr(json.dumps(MANY_JSON)), MANY, ok=True),
+    case("too-many-items", vilasr(json.dumps(TOO_MANY_JSON)), MANY, error=ITEMS_ERROR),
     case(
-        "1MB",
+        "900kB-thought",
         f"<think>{BIG_THOUGHT}</think> Action: Object Mapper\n```\n[{BOX}]\n```",
         [SOFA],
         ok=True,
@@ -393,8 +398,15 @@ TOOL_CASES = [
     case("empty", "", drew=False, error="empty"),
     case("whitespace", "\n \r\n", drew=False, error="empty"),
     case("binary-junk", JUNK, drew=False, error="neither draws nor answers"),
-    case("1000-items", tool(call(index=1, boxes=MANY_JSON)), MANY, ok=True),
-    case("1MB", tool(call(**BOXES), thought=BIG_THOUGHT), [SOFA], ok=True),
+    case("max-items", tool(call(index=1, boxes=MANY_JSON)), MANY, ok=True),
+    case("too-many-items", tool(call(index=1, boxes=TOO_MANY_JSON)), MANY, error=ITEMS_ERROR),
+    case("900kB-thought", tool(call(**BOXES), thought=BIG_THOUGHT), [SOFA], ok=True),
+    case(
+        "over-max-chars",
+        tool(call(**BOXES), thought="x" * MAX_TURN_CHARS),
+        drew=False,
+        error=f"only the first {MAX_TURN_CHARS:,} are read",
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ named seed ranges."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -74,11 +75,17 @@ def test_items_carry_their_provenance_and_valid_key_drawings(suite, difficulty):
             assert record.answer in "ABCDEFGH"[: len(record.options)]
 
 
+@functools.cache
+def thirty_items(suite: str) -> tuple[TaskRecord, ...]:
+    """Items 0 to 29 of ``suite`` (seed 0, levels 1, 2, 3 in turn), generated once for all the
+    presets that score them."""
+    return tuple(SUITES[suite](0, index, 1 + index % 3) for index in range(30))
+
+
 @pytest.mark.parametrize("suite", list(SUITES))
 @pytest.mark.parametrize("preset", list(REWARD_PRESETS))
 def test_recorded_answer_earns_the_maximum_reward(suite, preset):
-    for index in range(30):
-        record = SUITES[suite](0, index, 1 + index % 3)
+    for record in thirty_items(suite):
         env = DrawSpatialEnv(task=[record], reward=preset)
         env.reset(seed=0)
         if record.key_operations:
@@ -236,3 +243,82 @@ def test_seed_range_is_frozen():
     with pytest.raises(AttributeError):
         SEED_RANGES["test"].first = 0
     assert SeedRange(5, 2, "x").seed(1) == 6
+
+
+# -- records are checked when built: a bad one fails naming itself, never mid-episode -------------
+
+
+def record_fields(**overrides) -> dict:
+    fields = {
+        "id": "bad-1",
+        "images": (np.full((112, 112, 3), 255, np.uint8),),
+        "question": "How many?",
+        "answer_type": "count",
+        "answer": 2,
+    }
+    return {**fields, **overrides}
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"metadata": {"objects": [{"name": "cup"}]}}, "`metadata.objects[0].box`"),
+        ({"metadata": {"objects": [{"name": "cup", "box": [1, 2, 3, float("nan")]}]}}, "finite"),
+        (
+            {"metadata": {"max_turns": "x"}},
+            "`metadata.max_turns` in task 'bad-1': expected an integer",
+        ),
+        ({"metadata": {"max_turns": -5}}, "got -5"),
+        (
+            {"metadata": {"key_drawings": [{"kind": "box", "index": 1, "label": "c"}]}},
+            "`metadata.key_drawings[0].bbox`",
+        ),
+        ({"metadata": [("objects", [])]}, "`metadata` in task 'bad-1': expected a mapping"),
+        ({"id": 12}, "`id` in task 12: expected a non-empty string"),
+        ({"id": ""}, "expected a non-empty string"),
+    ],
+)
+def test_a_malformed_record_fails_when_built(overrides, fragment):
+    with pytest.raises(drawenv.DrawEnvError) as caught:
+        TaskRecord(**record_fields(**overrides))
+    assert fragment in str(caught.value)
+    # handed to the env as a dict, it fails when the env is built, before any episode
+    with pytest.raises(drawenv.DrawEnvError):
+        DrawSpatialEnv(task=[record_fields(**overrides)])
+
+
+def test_every_suite_record_passes_the_metadata_check():
+    from drawenv.tasks.record import metadata_problem
+
+    for suite, generate in SUITES.items():
+        for difficulty in (1, 2, 3):
+            record = generate(0, 5, difficulty)
+            assert metadata_problem(record.metadata, len(record.images)) is None, suite
+
+
+def test_a_source_that_returns_no_record_fails_at_reset_naming_the_item():
+    class Broken(drawenv.TaskSource):
+        size = 3
+
+        def __getitem__(self, index: int):
+            return {"id": f"x-{index}"}
+
+    env = DrawSpatialEnv(task=Broken())
+    with pytest.raises(drawenv.DrawEnvError, match=r"item 2 of the task source .*got dict"):
+        env.reset(options={"index": 2})
+
+
+@pytest.mark.parametrize(
+    "image, fragment",
+    [
+        (np.zeros((2, 500, 3), np.uint8), "aspect ratio of at most 200, got 500x2"),
+        (np.zeros((40, 50, 3), np.float32), "uint8 array"),
+        (np.zeros((100, 100, 3), np.uint8), "max_image_pixels=5,000 pixels, got 100x100"),
+    ],
+)
+def test_a_bad_image_array_fails_at_reset_naming_the_task(image, fragment):
+    env = DrawSpatialEnv(task=[record_fields(images=(image,))], max_image_pixels=5_000)
+    with pytest.raises(drawenv.DrawEnvError) as caught:
+        env.reset(seed=0)
+    message = str(caught.value)
+    assert "task 'bad-1'" in message and "mage 1" in message and fragment in message

@@ -26,7 +26,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from drawenv.errors import DrawEnvError, check_choice, invalid_argument
-from drawenv.tasks.record import ANSWER_TYPES, LETTERS, TaskRecord
+from drawenv.tasks.record import ANSWER_TYPES, LETTERS, TaskRecord, metadata_problem
 from drawenv.tasks.source import TaskSource
 
 FIELDS = ("id", "images", "question", "answer_type", "answer", "options", "metadata")
@@ -156,9 +156,13 @@ def check_record(record: Any, *, root: Path, where: str) -> dict[str, Any]:
     metadata = record.get("metadata", {})
     if not isinstance(metadata, Mapping):
         raise data_error(where, "metadata", "a JSON object", metadata)
+    images = _check_images(record["images"], root, where)
+    problem = metadata_problem(metadata, len(images))
+    if problem is not None:
+        raise data_error(where, *problem)
     return {
         "id": task_id,
-        "images": _check_images(record["images"], root, where),
+        "images": images,
         "question": question,
         "answer_type": answer_type,
         "answer": _check_answer(record["answer"], answer_type, options, where),
