@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.evaluate import evaluate, evaluate_suites, report
 from agents.scripted import AGENTS, make_agent
-from drawenv.errors import DrawEnvError, check_choice
+from drawenv.errors import DrawEnvError, check_choice, invalid_argument
 from drawenv.tasks import SUITES
 
 DEMO_EPISODES = 30  # per agent and suite: the demo takes about two minutes on 2 CPU cores
@@ -30,7 +30,33 @@ def run_and_report(
     return results
 
 
+def check_counts(args: argparse.Namespace, **options: str) -> None:
+    """Refuse a count option below 1: ``options`` maps each attribute of ``args`` to its flag
+    (an unset optional count, None, is left alone)."""
+    for attribute, flag in options.items():
+        value = getattr(args, attribute)
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            hint = f"Give a positive count, e.g. `{flag} 10`."
+            raise invalid_argument(flag, value, "an integer >= 1", hint)
+
+
+def jsonl_episodes(path: str, episodes: int) -> int:
+    """Episodes to play from the JSONL task file ``path``: each record at most once, so ``-n``
+    above its record count plays every record once (and says so)."""
+    from drawenv.tasks.jsonl import load_jsonl
+
+    size = len(load_jsonl(path))
+    if episodes > size:
+        print(
+            f"--task {path}: {size} record{'s' if size != 1 else ''}, so -n {episodes} plays "
+            "each record once.",
+            file=sys.stderr,
+        )
+    return min(episodes, size)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
+    check_counts(args, episodes="-n")
     out = Path(args.out) if args.out else Path("runs") / "demo"
     print(
         f"DrawSpatial-v0 demo: {len(AGENTS)} agents x {len(SUITES)} suites x {args.episodes} "
@@ -43,10 +69,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     check_choice("--agent", args.agent, [*AGENTS, "vlm"])
+    check_counts(args, n="-n", k="--k", batch_size="--batch-size", max_turns="--max-turns")
+    check_counts(args, max_pixels="--max-pixels")
     suites = list(SUITES) if args.task == "all" else [args.task]
     for suite in suites:
         if not suite.endswith(".jsonl"):
             check_choice("--task", suite, [*SUITES, "mixed"])
+    if args.task.endswith(".jsonl"):
+        args.n = jsonl_episodes(args.task, args.n)
     out = Path(args.out) if args.out else None
     env_kwargs = {"protocol": args.protocol, "difficulty": args.difficulty}
     if args.max_pixels is not None:
@@ -66,6 +96,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise DrawEnvError(
             f"`--temperature` must be >= 0 (0 is greedy), got {args.temperature}, e.g. "
             "`--temperature 0.7`."
+        )
+    if not Path(args.model).expanduser().is_dir():
+        raise DrawEnvError(
+            f"Invalid `--model`: expected a local model folder, got {args.model!r}, which is "
+            "not a folder. Give the folder holding config.json and the weights."
         )
     from agents.vlm.evaluate import run_vlm_eval  # torch and transformers: the `agents` extra
 
@@ -99,6 +134,7 @@ def cmd_view(args: argparse.Namespace) -> None:
         load_results(results_path),
         results_path.with_name("index.html"),
         base_dir=results_path.parent,
+        embed=True if args.embed else None,
     )
     print(f"viewer: {page}")
 
@@ -127,6 +163,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_export_sft(args: argparse.Namespace) -> None:
     from agents.train.sft_data import export_sft
 
+    check_counts(args, n="-n", max_pixels="--max-pixels")
     suites = list(SUITES) if args.task == "mixed" else args.task.split(",")
     for suite in suites:
         check_choice("--task", suite, [*SUITES, "mixed"])
@@ -232,6 +269,12 @@ def _add_eval(commands: Any) -> None:
 def _add_view(commands: Any) -> None:
     p = commands.add_parser("view", help="build the HTML viewer from a results.jsonl")
     p.add_argument("results", help="path to results.jsonl")
+    p.add_argument(
+        "--embed",
+        action="store_true",
+        help="embed every image: one self-contained index.html (default: link the image files "
+        "beside it, embedding them only when they total at most 1 MiB)",
+    )
     p.set_defaults(run=cmd_view)
 
 

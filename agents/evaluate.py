@@ -135,7 +135,12 @@ def evaluate(
 
 
 def print_progress(label: str, done: int, total: int) -> None:
-    """A one-line progress bar on stderr, redrawn in place until ``done == total``."""
+    """A one-line progress bar on stderr, redrawn in place until ``done == total``; when stderr
+    is not a terminal (a log file), only the final line, without ``\\r``."""
+    if not sys.stderr.isatty():
+        if done == total:
+            print(f"{label:<28} {done}/{total}", file=sys.stderr, flush=True)
+        return
     width = 30
     filled = round(width * done / total)
     end = "\n" if done == total else ""

@@ -1,8 +1,12 @@
-"""A self-contained HTML trajectory viewer for evaluation results.
+"""An HTML trajectory viewer for evaluation results.
 
 ``write_viewer`` turns results records (one dict per episode, as written to ``results.jsonl``) into
-one HTML file that needs nothing but a browser: images are embedded as ``data:`` URIs, the styles
-and the filter script are inline, and a Content-Security-Policy forbids any network access.
+one HTML page that needs nothing but a browser: the styles and the filter script are inline, and a
+Content-Security-Policy forbids any network access. Images are the files beside the page, linked
+by relative URL and loaded only when their episode is opened; with ``embed=True`` (and by default
+for runs whose images total at most :data:`EMBED_LIMIT` bytes) they are embedded as ``data:`` URIs
+instead, so the page is one self-contained file. Image paths that lead outside the results folder
+are not read: they show as a placeholder saying so.
 
 The page has an index table of episodes with filters (suite, agent, correct, termination) and, for
 the selected episode, its prompt, original images and a filmstrip of turns. The page state lives in
@@ -10,7 +14,7 @@ the URL fragment, so a view can be linked to and reproduced::
 
     viewer.html#suite=maze&correct=false&episode=3
 
-Run it from the command line with ``python -m agents.viewer results.jsonl -o viewer.html``.
+Run it from the command line with ``drawenv view results.jsonl [--embed]``.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ import base64
 import html
 import json
 import mimetypes
+import os
+import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from drawenv.errors import DrawEnvError
 
 TEXT_LIMIT = 20_000
 """Characters of one text block (model turn, prompt, env message) shown before it is cut."""
@@ -33,6 +41,9 @@ CELL_LIMIT = 80
 FILTERS = ("suite", "agent", "correct", "termination")
 """Row attributes the page filters on; each has a ``select#filter-<name>``."""
 
+EMBED_LIMIT = 1 << 20
+"""Bytes of images up to which ``write_viewer`` embeds them by default (``embed=None``)."""
+
 VERDICTS = {"true": "correct", "false": "incorrect", "unknown": "unscored"}
 """Words shown for the values of ``data-correct``; also the row's and the badge's CSS class."""
 
@@ -40,13 +51,19 @@ VERDICTS = {"true": "correct", "false": "incorrect", "unknown": "unscored"}
 def load_results(path: str | Path) -> list[dict[str, Any]]:
     """Read a ``results.jsonl`` file: one JSON object per non-blank line."""
     records = []
-    with Path(path).open(encoding="utf-8") as f:
+    with Path(path).open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DrawEnvError(
+                    f"Expected a JSON object on line {lineno} of {path}, got invalid JSON "
+                    f"({error.msg}); give the results.jsonl an evaluation run wrote."
+                ) from None
             if not isinstance(record, dict):
-                raise ValueError(
+                raise DrawEnvError(
                     f"Expected a JSON object on line {lineno} of {path}, "
                     f"got {type(record).__name__}; each line must be one episode's record."
                 )
@@ -54,15 +71,22 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def write_viewer(results: list[dict[str, Any]], out_path: Path, *, base_dir: Path) -> Path:
+def write_viewer(
+    results: list[dict[str, Any]], out_path: Path, *, base_dir: Path, embed: bool | None = None
+) -> Path:
     """Write the viewer for ``results`` to ``out_path`` and return that path.
 
     Image paths in the records are read relative to ``base_dir`` (usually the folder holding
-    ``results.jsonl``); a file that cannot be read is shown as a placeholder.
+    ``results.jsonl``) and must stay inside it; a file that is missing or outside is shown as a
+    placeholder. ``embed``: True embeds the images in the page, False links them by relative
+    URL, None (default) embeds them when they total at most :data:`EMBED_LIMIT` bytes.
     """
     out_path = Path(out_path)
-    images = _ImageCache(Path(base_dir))
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    images = _ImageCache(Path(base_dir), out_path.parent)
+    if embed is None:
+        embed = images.total_bytes(_image_paths(results)) <= EMBED_LIMIT
+    images.embed = embed
     out_path.write_text(_page(results, images), encoding="utf-8")
     return out_path
 
@@ -145,31 +169,76 @@ def _summary(results: list[dict[str, Any]]) -> str:
 # Images
 
 
-class _ImageCache:
-    """Reads image files under ``base_dir`` once each and renders them as ``<figure>``s."""
+def _image_paths(results: list[dict[str, Any]]) -> set[str]:
+    """Every image path the records name: the originals and each turn's new images."""
+    paths: set[str] = set()
+    for record in results:
+        paths.update(p for p in record.get("images") or [] if isinstance(p, str))
+        for turn in record.get("turns") or []:
+            if isinstance(turn, dict):
+                paths.update(p for p in turn.get("new_image_paths") or [] if isinstance(p, str))
+    return paths
 
-    def __init__(self, base_dir: Path) -> None:
-        self.base_dir = base_dir
+
+class _ImageCache:
+    """Finds image files under ``base_dir`` once each and renders them as ``<figure>``s: linked
+    relative to the page's folder ``page_dir``, or embedded (``embed``)."""
+
+    def __init__(self, base_dir: Path, page_dir: Path, embed: bool = True) -> None:
+        self.base_dir = base_dir.resolve()
+        self.page_dir = page_dir.resolve()
+        self.embed = embed
+        self.files: dict[str, Path | str] = {}
         self.uris: dict[str, str | None] = {}
 
-    def uri(self, path: str) -> str | None:
-        """The file as a base64 ``data:`` URI, ``None`` when it cannot be read."""
-        if path not in self.uris:
+    def file(self, path: str) -> Path | str:
+        """The image file of ``path``, or why it is not shown: "missing" or "outside"."""
+        if path not in self.files:
             try:
-                data = (self.base_dir / path).read_bytes()
-            except (OSError, ValueError):
-                self.uris[path] = None
+                resolved = (self.base_dir / path).resolve()
+            except (OSError, ValueError, RuntimeError):
+                self.files[path] = "missing"
             else:
-                mime = mimetypes.guess_type(path)[0] or "image/png"
-                encoded = base64.b64encode(data).decode("ascii")
-                self.uris[path] = f"data:{mime};base64,{encoded}"
+                # Results files are data: a path in one must not pull in files from elsewhere.
+                if not resolved.is_relative_to(self.base_dir):
+                    self.files[path] = "outside"
+                else:
+                    self.files[path] = resolved if resolved.is_file() else "missing"
+        return self.files[path]
+
+    def total_bytes(self, paths: Iterable[str]) -> int:
+        """Bytes of the shown image files among ``paths``."""
+        found = {self.file(p) for p in paths} - {"missing", "outside"}
+        return sum(f.stat().st_size for f in found if isinstance(f, Path))
+
+    def uri(self, path: str) -> str | None:
+        """A relative URL of the file, or the file as a base64 ``data:`` URI (``embed``);
+        ``None`` when it is missing, outside ``base_dir`` or cannot be read."""
+        if path not in self.uris:
+            found = self.file(path)
+            if not isinstance(found, Path):
+                self.uris[path] = None
+            elif not self.embed:
+                relative = Path(os.path.relpath(found, self.page_dir)).as_posix()
+                self.uris[path] = urllib.parse.quote(relative)
+            else:
+                try:
+                    data = found.read_bytes()
+                except OSError:
+                    self.uris[path] = None
+                else:
+                    mime = mimetypes.guess_type(path)[0] or "image/png"
+                    encoded = base64.b64encode(data).decode("ascii")
+                    self.uris[path] = f"data:{mime};base64,{encoded}"
         return self.uris[path]
 
     def figure(self, path: Any, caption: str) -> str:
-        """One image with its caption, or a placeholder naming the file that is missing."""
+        """One image with its caption, or a placeholder saying why it is not shown."""
         uri = self.uri(str(path)) if isinstance(path, str) and path else None
         if uri is None:
-            body = f'<div class="img-missing">image missing<br><code>{_esc(path)}</code></div>'
+            outside = isinstance(path, str) and path and self.file(path) == "outside"
+            why = "outside the results folder, not shown" if outside else "image missing"
+            body = f'<div class="img-missing">{why}<br><code>{_esc(path)}</code></div>'
         else:
             body = f'<img src="{uri}" alt="{_esc(caption)}" loading="lazy">'
         return (
@@ -364,7 +433,7 @@ def _page(results: list[dict[str, Any]], images: _ImageCache) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta http-equiv="Content-Security-Policy" content="{_CSP if images.embed else _CSP_LINKED}">
 <link rel="icon" href="data:,">
 <title>drawenv trajectories</title>
 <style>{_CSS}</style>
@@ -394,6 +463,9 @@ _CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "script-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
 )
+
+# Linked images are same-origin files beside the page ('self' also matches file: pages).
+_CSP_LINKED = _CSP.replace("img-src data:", "img-src data: 'self'")
 
 _CSS = """
 :root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg2: #f6f8fa; --ok: #1a7f37;
@@ -565,15 +637,19 @@ _JS = """
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m agents.viewer results.jsonl [-o viewer.html]``."""
+    """Command line: ``python -m agents.viewer results.jsonl [-o viewer.html] [--embed]``."""
     parser = argparse.ArgumentParser(description="Write an HTML viewer for a results.jsonl file.")
     parser.add_argument("results", type=Path, help="results.jsonl written by an evaluation run")
     parser.add_argument(
         "-o", "--out", type=Path, help="output HTML file (default: viewer.html next to results)"
     )
+    parser.add_argument(
+        "--embed", action="store_true", help="embed the images: one self-contained HTML file"
+    )
     args = parser.parse_args(argv)
     out = args.out or args.results.with_name("viewer.html")
-    path = write_viewer(load_results(args.results), out, base_dir=args.results.parent)
+    embed = True if args.embed else None
+    path = write_viewer(load_results(args.results), out, base_dir=args.results.parent, embed=embed)
     print(f"wrote {path}")
 
 

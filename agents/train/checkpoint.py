@@ -9,7 +9,9 @@ A checkpoint is a folder ``output_dir/checkpoint-12`` (for step 12) holding
   generator), read back with ``torch.load(weights_only=True)``: no pickled objects.
 
 Writes go to a temporary sibling folder that is renamed into place with ``os.replace``, so a
-crash leaves either the previous checkpoint or the new one, never half of one.
+crash leaves either the previous checkpoint or the new one, never half of one. The temporary
+folders a crash leaves behind (``.NAME.tmp-*``, ``.NAME.old-*``) are removed when a run starts
+(:func:`remove_stale`), and :func:`prune_checkpoints` keeps only the newest ``keep_last``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,14 +90,60 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     folder = Path(output_dir)
     if not folder.is_dir():
         return None
-    complete = [
-        p
-        for p in folder.iterdir()
-        if p.name.startswith(PREFIX)
-        and p.name[len(PREFIX) :].isdigit()
-        and (p / STATE_FILE).is_file()
-    ]
-    return max(complete, key=lambda p: int(p.name[len(PREFIX) :]), default=None)
+    complete = [p for p in folder.iterdir() if _step(p) is not None and (p / STATE_FILE).is_file()]
+    return max(complete, key=_step, default=None)
+
+
+def _step(path: Path) -> int | None:
+    """The step of a ``checkpoint-STEP`` folder name, None for any other name."""
+    number = path.name[len(PREFIX) :]
+    return int(number) if path.name.startswith(PREFIX) and number.isdigit() else None
+
+
+def remove_stale(output_dir: str | Path) -> list[Path]:
+    """Remove what interrupted writes left in ``output_dir``: ``.NAME.tmp-*`` folders, and
+    ``.NAME.old-*`` ones (put back as ``NAME`` when a crash came between the two renames and
+    ``NAME`` is gone). Call it before the run writes anything; returns the folders removed."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        name, _, kind = path.name[1:].rpartition(".")
+        if not (path.name.startswith(".") and name and kind.startswith(("tmp-", "old-"))):
+            continue
+        if not path.is_dir() or path.is_symlink():
+            continue
+        target = folder / name
+        if kind.startswith("old-") and not target.exists():
+            os.replace(path, target)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def prune_checkpoints(
+    output_dir: str | Path, keep_last: int, *, keep: Iterable[str | Path | None] = ()
+) -> list[Path]:
+    """Delete all but the newest ``keep_last`` ``checkpoint-STEP`` folders in ``output_dir``
+    (0 keeps all), never one of ``keep`` (the one just written, the one resumed from); returns
+    the folders deleted."""
+    if keep_last <= 0:
+        return []
+    folder = Path(output_dir)
+    kept = {Path(p).resolve() for p in keep if p is not None}
+    found = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and _step(p) is not None),
+        key=_step,
+        reverse=True,
+    )
+    deleted = []
+    for path in found[keep_last:]:
+        if path.resolve() not in kept:
+            shutil.rmtree(path)
+            deleted.append(path)
+    return deleted
 
 
 def write_atomically(target: Path, fill: Any) -> Path:
@@ -221,7 +270,9 @@ __all__ = [
     "checkpoint_dir",
     "latest_checkpoint",
     "load_checkpoint",
+    "prune_checkpoints",
     "read_optimizer_state",
+    "remove_stale",
     "resolve_resume",
     "rng_states",
     "save_checkpoint",

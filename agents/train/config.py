@@ -124,6 +124,9 @@ class TrainConfig(ModelConfig):
     save_every: int = setting(
         0, "Save a checkpoint every this many steps (0: only the final model)."
     )
+    keep_last: int = setting(
+        3, "Keep only the newest this many checkpoint-STEP folders (0: keep all)."
+    )
     resume: bool | str = setting(
         False,
         "true: continue from the latest checkpoint-STEP in output_dir (weights, optimiser, "
@@ -150,6 +153,7 @@ class TrainConfig(ModelConfig):
             )
         check_number("log_every", self.log_every, low=1, integer=True)
         check_number("save_every", self.save_every, low=0, integer=True)
+        check_number("keep_last", self.keep_last, low=0, integer=True)
         if self.resume == "":
             raise invalid_argument(
                 "resume", self.resume, "true, false or a checkpoint folder", "Set resume=true."

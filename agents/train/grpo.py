@@ -50,7 +50,9 @@ from torch.nn.utils.rnn import pad_sequence
 from agents.train.checkpoint import (
     checkpoint_dir,
     load_checkpoint,
+    prune_checkpoints,
     read_optimizer_state,
+    remove_stale,
     resolve_resume,
     save_checkpoint,
     save_final,
@@ -433,6 +435,7 @@ def train_grpo(
     logger = rollout_log = None
     if ranks.main:
         output_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale(output_dir)
         (output_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
         keep = first_step if start else None
         logger = MetricsLogger(output_dir, tensorboard=config.tensorboard, keep_before=keep)
@@ -473,7 +476,10 @@ def train_grpo(
                 flush=True,
             )
         if config.save_every and done % config.save_every == 0:
-            save(checkpoint_dir(output_dir, done), models, done, sampler, ranks)
+            saved = checkpoint_dir(output_dir, done)
+            save(saved, models, done, sampler, ranks)
+            if ranks.main:
+                prune_checkpoints(output_dir, config.keep_last, keep=(saved, start))
     final = output_dir / "final"
     state_dict = full_model_state(models.model, models.fsdp)
     if ranks.main:

@@ -32,6 +32,8 @@ from agents.train.checkpoint import (
     MODEL_DIR,
     checkpoint_dir,
     load_checkpoint,
+    prune_checkpoints,
+    remove_stale,
     resolve_resume,
     save_checkpoint,
     save_final,
@@ -175,6 +177,7 @@ def train_sft(config: SFTConfig) -> Path:
     torch.manual_seed(config.seed)
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(output_dir)
     (output_dir / "config.toml").write_text(config_to_toml(config), encoding="utf-8")
     device = torch.device(resolve_device(config.device))
     start = resolve_resume(config.resume, output_dir)
@@ -239,7 +242,7 @@ def train_sft(config: SFTConfig) -> Path:
             if config.eval_every and (step % config.eval_every == 0 or step == total):
                 log.log(step, validate(policy, config, device))
             if config.save_every and step % config.save_every == 0 and step < total:
-                save_checkpoint(
+                saved = save_checkpoint(
                     checkpoint_dir(output_dir, step),
                     model=model,
                     processor=policy.processor,
@@ -248,6 +251,7 @@ def train_sft(config: SFTConfig) -> Path:
                     step=step,
                     extra={"tokens_seen": seen_tokens, "stream_next": stream_next},
                 )
+                prune_checkpoints(output_dir, config.keep_last, keep=(saved, start))
         model.eval()
         return save_final(output_dir / "final", model, policy.processor)
     finally:

@@ -47,9 +47,19 @@ class SFTExample:
 
 
 def _load_image(root: Path, path: str) -> np.ndarray:
+    """The image at ``path``, relative to ``root`` and confined to it (as in the JSONL task
+    loader, :mod:`drawenv.tasks.jsonl`): a training file must not read files outside its
+    folder."""
     from PIL import Image
 
-    with Image.open(root / path) as image:
+    root = root.resolve()
+    resolved = (root / path).resolve() if isinstance(path, str) and path else None
+    if resolved is None or Path(path).is_absolute() or not resolved.is_relative_to(root):
+        raise ValueError(
+            f"Expected an image path inside the chat JSONL's folder {str(root)!r}, got "
+            f"{path!r}. Write it relative to that folder and keep the image in it."
+        )
+    with Image.open(resolved) as image:
         return np.asarray(image.convert("RGB"))
 
 

@@ -174,6 +174,13 @@ def accuracy(
     check_choice("numeric", numeric, NUMERIC_METRICS)
     if answer is None:
         return 0.0
+    if not isinstance(answer, str):
+        raise invalid_argument(
+            "answer",
+            answer,
+            "the extracted answer text (a str) or None",
+            f"Pass it as text, e.g. accuracy({str(answer)!r}, ...).",
+        )
     if answer_type == "multiple_choice":
         letter = normalize_choice(answer, options)
         return float(letter is not None and letter == normalize_choice(str(truth), options))

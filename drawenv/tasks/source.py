@@ -101,7 +101,8 @@ class GeneratedSource(TaskSource):
 
 
 class MixedSource(TaskSource):
-    """Interleaves sources: item ``i`` is item ``i // n`` of source ``i % n``."""
+    """Interleaves sources: item ``i`` is item ``i // n`` of source ``i % n``, wrapping around a
+    finite source (``(i // n) % size``) when it is mixed with endless ones."""
 
     def __init__(self, sources: Sequence[TaskSource]):
         self.sources = list(sources)
@@ -110,7 +111,9 @@ class MixedSource(TaskSource):
 
     def __getitem__(self, index: int) -> TaskRecord:
         n = len(self.sources)
-        return self.sources[index % n][index // n]
+        source = self.sources[index % n]
+        item = index // n
+        return source[item % source.size if source.size is not None else item]
 
 
 def _record_from_dict(record: Mapping[str, Any]) -> TaskRecord:
