@@ -1,26 +1,35 @@
 """Rollout throughput: batched multi-turn episodes of a random-weight Qwen2.5-VL in the env.
 
-Run on a GPU from the repository root (with ``benchmarks/bench_grpo.py``, about 4 minutes on
-one H200)::
+Run on a GPU from the repository root (with ``benchmarks/bench_grpo.py``, a few minutes on one
+H200)::
 
     PYTHONPATH=. python3 benchmarks/bench_rollout.py --device cuda --out $OUT/rollout.json
+    PYTHONPATH=. python3 benchmarks/bench_rollout.py --device cuda --model-size 16m \
+        --out $OUT/rollout_16m.json
     PYTHONPATH=. python3 benchmarks/bench_grpo.py --device cuda --out $OUT/grpo.json
 
 or on the CPU ``python benchmarks/bench_rollout.py --device cpu`` (the tiny test model at batch 1
-and 4 unless ``--large`` / ``--sizes``).
-Larger runs: ``--sizes 1,16,64,128 --naive-episodes 16 --max-new-tokens 256``.
+and 4 unless ``--model-size`` / ``--sizes``). Larger runs: ``--sizes 1,16,64,128
+--naive-episodes 16 --max-new-tokens 256 --max-turns 4``.
 
-The model is :mod:`random_vlm`'s: a ~0.8B random-weight Qwen2.5-VL in bf16 (``--tiny``: the test
-model), every turn exactly ``--max-new-tokens`` tokens, the first turn opening with a scripted
-drawing, ``max_turns=2``. Each batched row times one whole :func:`~agents.vlm.rollout.rollout` call
-(prefill, decoding, env steps, token bookkeeping) after an untimed one of the same size.
+The model is :mod:`random_vlm`'s: ``--model-size 0.8b`` (the default on a GPU) a ~0.8B
+random-weight Qwen2.5-VL in bf16, ``16m`` the ~16M model of ``ScratchConfig``'s defaults,
+``tiny`` the test model (the default on the CPU, in fp32). Every turn is exactly
+``--max-new-tokens`` tokens, the first turn opens with a scripted drawing, ``--max-turns`` 2.
+Each batched row times whole :func:`~agents.vlm.rollout.rollout` calls (prefill, decoding, env
+steps, token bookkeeping) by two paths, each after an untimed call of the same size: the old
+path (``reuse_cache=False, read_every=1``: every turn prefills each episode's whole sequence,
+and tokens are read back every step) as the baseline, and the new one (``reuse_cache=True,
+read_every=READ_EVERY``: the KV cache kept from turn to turn, only the new part of each sequence
+prefilled, tokens read back every ``READ_EVERY`` steps). With ``--repeat N`` each path is timed
+``N`` times, the two taking turns, and the fastest counts. Both sample from the same seed; the
+``same`` column says whether they wrote the same tokens.
 
-The baseline is the naive loop (:func:`naive_episode`): the first ``--naive-episodes`` of the
-same episodes played one at a time, each turn encoding the whole chat (text and images) again
-and sampling it with transformers' ``model.generate``. ``rollout`` also prefills each turn's
-whole sequence, so the ratio against the naive loop measures batching and the two decoding
-loops. The ratio columns are tokens/s against the naive loop and against batch 1, both measured
-in the same run.
+A second table compares the new path with the naive loop (:func:`naive_episode`): the first
+``--naive-episodes`` of the same episodes played one at a time, each turn encoding the whole
+chat (text and images) again and sampling it with transformers' ``model.generate``. Its ratio
+columns are tokens/s against the naive loop and against batch 1. Every ratio compares rows
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import argparse
 
 import torch
 from random_vlm import (
+    SIZES,
     BenchPolicy,
     build_policy,
     device_name,
@@ -39,7 +49,7 @@ from random_vlm import (
 )
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from agents.vlm.policy import Segment
+from agents.vlm.policy import READ_EVERY, Segment
 from agents.vlm.rollout import rollout
 from drawenv.env import DrawSpatialEnv
 
@@ -127,28 +137,50 @@ def row(loop: str, batch: int, episodes: list[dict], seconds: float, device: str
     }
 
 
-def make_env(policy: BenchPolicy, task: str) -> DrawSpatialEnv:
-    return DrawSpatialEnv(task=task, max_turns=2, patch_factor=policy.patch_factor)
+def make_env(policy: BenchPolicy, task: str, max_turns: int = 2) -> DrawSpatialEnv:
+    return DrawSpatialEnv(task=task, max_turns=max_turns, patch_factor=policy.patch_factor)
+
+
+PATHS = {"old": {"reuse_cache": False, "read_every": 1}, "new": {"reuse_cache": True}}
+"""The rollout arguments of the old path (the baseline) and of the new one."""
 
 
 def measure_batched(policy: BenchPolicy, size: int, args: argparse.Namespace) -> dict:
-    """Episodes ``seed … seed + size - 1`` in one batched rollout."""
-    envs = [make_env(policy, args.task) for _ in range(size)]
-    # One untimed rollout first, so kernel selection and allocator growth for this batch shape
-    # are not charged to the timed one.
-    rollout(policy, envs, seed=args.seed + 1000)
-    start = start_clock(args.device)
-    trajectories = rollout(policy, envs, seed=args.seed)
-    seconds = seconds_since(start, args.device)
-    episodes = [
-        {"turns": t.n_turns, "generated": t.n_generated, "ids": t.ids} for t in trajectories
-    ]
-    return row("batched", size, episodes, seconds, args.device)
+    """Episodes ``seed … seed + size - 1`` in one batched rollout, by the old path and then by
+    the new one: the new path's row, with the old path's numbers beside it."""
+    envs = [make_env(policy, args.task, args.max_turns) for _ in range(size)]
+    paths = {path: {"read_every": args.read_every, **kwargs} for path, kwargs in PATHS.items()}
+    for kwargs in paths.values():
+        # One untimed rollout first, so kernel selection and allocator growth for this batch
+        # shape are not charged to the timed ones.
+        rollout(policy, envs, seed=args.seed + 1000, **kwargs)
+    rows, ids = {}, {}
+    for _ in range(args.repeat):  # the two paths in turn, so that load falls on both alike
+        for path, kwargs in paths.items():
+            start = start_clock(args.device)
+            trajectories = rollout(policy, envs, seed=args.seed, **kwargs)
+            seconds = seconds_since(start, args.device)
+            if path in rows and rows[path]["seconds"] <= seconds:
+                continue
+            episodes = [
+                {"turns": t.n_turns, "generated": t.n_generated, "ids": t.ids} for t in trajectories
+            ]
+            rows[path] = row("batched", size, episodes, seconds, args.device)
+            ids[path] = [t.ids for t in trajectories]
+    old, new = rows["old"], rows["new"]
+    new["full_prefill_seconds"] = old["seconds"]
+    new["full_prefill_tokens_per_s"] = old["tokens_per_s"]
+    new["full_prefill_peak_gpu_gib"] = old["peak_gpu_gib"]
+    new["ratio_vs_full_prefill"] = new["tokens_per_s"] / old["tokens_per_s"]
+    new["same_tokens_as_full_prefill"] = all(
+        a.shape == b.shape and bool((a == b).all()) for a, b in zip(ids["old"], ids["new"])
+    )
+    return new
 
 
 def measure_naive(policy: BenchPolicy, args: argparse.Namespace) -> dict:
     """Episodes ``seed … seed + naive_episodes - 1``, one at a time with :func:`naive_episode`."""
-    env = make_env(policy, args.task)
+    env = make_env(policy, args.task, args.max_turns)
     torch.manual_seed(args.seed)
     naive_episode(policy, env, args.seed + 1000)  # untimed, as for the batched rows
     start = start_clock(args.device)
@@ -160,34 +192,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--sizes", default=None, help="batch sizes (default 1,16,64 on a GPU, 1,4 on the CPU)"
+        "--sizes", default=None, help="batch sizes (default 1,64,128 on a GPU, 1,4 on the CPU)"
     )
     parser.add_argument(
         "--naive-episodes", type=int, default=None, help="naive-loop episodes (default 8; 2 tiny)"
     )
     parser.add_argument(
-        "--tiny", action="store_true", help="the tiny test model (the default on the CPU)"
+        "--model-size",
+        choices=SIZES,
+        default=None,
+        help="random model: tiny (the default on the CPU), 16m or 0.8b (the default on a GPU)",
     )
-    parser.add_argument("--large", action="store_true", help="the ~0.8B model even on the CPU")
-    parser.add_argument("--dtype", default=None, help="default bfloat16, float32 with --tiny")
+    parser.add_argument("--tiny", action="store_true", help="the same as --model-size tiny")
+    parser.add_argument("--large", action="store_true", help="the same as --model-size 0.8b")
+    parser.add_argument("--dtype", default=None, help="default bfloat16, float32 for tiny")
     parser.add_argument("--task", default="counting", help="env task (default counting)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens per turn")
+    parser.add_argument("--max-turns", type=int, default=2, help="env max_turns (default 2)")
+    parser.add_argument(
+        "--read-every",
+        type=int,
+        default=READ_EVERY,
+        help=f"the new path's decoding steps between token reads (default {READ_EVERY})",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="timed rollouts per path and size; the best counts"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    parser.add_argument("--out", help="also write the table as JSON here")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default 1 for tiny)"
+    )
+    parser.add_argument("--out", help="also write the tables as JSON here")
     args = parser.parse_args()
     cpu = args.device == "cpu"
-    args.tiny = args.tiny or (cpu and not args.large)  # a minute on a CPU by default
-    args.sizes = args.sizes or ("1,4" if cpu else "1,16,64")
-    args.dtype = args.dtype or ("float32" if args.tiny else "bfloat16")
-    args.naive_episodes = args.naive_episodes or (2 if args.tiny else 8)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    chosen = "tiny" if args.tiny else "0.8b" if args.large else None
+    args.model_size = args.model_size or chosen or ("tiny" if cpu else "0.8b")
+    tiny = args.model_size == "tiny"  # a minute on a CPU by default
+    args.sizes = args.sizes or ("1,4" if cpu else "1,64,128")
+    args.dtype = args.dtype or ("float32" if tiny else "bfloat16")
+    args.naive_episodes = args.naive_episodes or (2 if tiny else 8)
+    if args.threads or tiny:  # the tiny model's matrices are too small to share among threads
+        torch.set_num_threads(args.threads or 1)
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes[0] != 1:
         sizes.insert(0, 1)  # the batch-1 ratio's baseline
     policy = build_policy(
-        tiny=args.tiny, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens
+        size=args.model_size,
+        device=args.device,
+        dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens,
     )
     params = sum(p.numel() for p in policy.model.parameters())
     measure_batched(policy, 1, args)  # warm-up: kernels, allocator, lazy imports
@@ -199,9 +252,31 @@ def main() -> None:
 
     name = device_name(args.device)
     print(
-        f"rollout throughput on {name}: Qwen2.5-VL random weights, {params / 1e6:,.1f}M params, "
-        f"{args.dtype}, task={args.task}, max_turns=2, {args.max_new_tokens} tokens per turn"
+        f"rollout throughput on {name}: Qwen2.5-VL random weights ({args.model_size}), "
+        f"{params / 1e6:,.1f}M params, {args.dtype}, task={args.task}, "
+        f"max_turns={args.max_turns}, {args.max_new_tokens} tokens per turn"
     )
+    print(
+        "\nold: full prefill every turn, tokens read back every step; "
+        f"new: KV cache kept between turns, tokens read back every {args.read_every} steps"
+    )
+    header = (
+        f"{'batch':>5} {'episodes':>8} {'turns':>6} {'gen tok':>8} {'old s':>7} "
+        f"{'old tok/s':>10} {'new s':>7} {'new tok/s':>10} {'new/old':>8} {'same':>5} "
+        f"{'old GiB':>8} {'new GiB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows[1:]:
+        peaks = [r["full_prefill_peak_gpu_gib"], r["peak_gpu_gib"]]
+        old_gib, new_gib = ("-" if p is None else f"{p:.2f}" for p in peaks)
+        print(
+            f"{r['batch']:>5} {r['episodes']:>8} {r['turns']:>6} {r['generated_tokens']:>8} "
+            f"{r['full_prefill_seconds']:>7.2f} {r['full_prefill_tokens_per_s']:>10.1f} "
+            f"{r['seconds']:>7.2f} {r['tokens_per_s']:>10.1f} {r['ratio_vs_full_prefill']:>8.2f} "
+            f"{'yes' if r['same_tokens_as_full_prefill'] else 'no':>5} {old_gib:>8} {new_gib:>8}"
+        )
+    print("\nthe new path against the naive loop (one episode at a time, model.generate)")
     header = (
         f"{'run':>9} {'episodes':>8} {'turns':>6} {'gen tok':>8} {'seconds':>8} {'tok/s':>9} "
         f"{'ep/s':>7} {'peak GiB':>9} {'x naive':>8} {'x batch 1':>10}"
@@ -220,10 +295,17 @@ def main() -> None:
         report = {
             "device": name,
             "torch": torch.__version__,
-            "model": {"params": params, "dtype": args.dtype, "tiny": args.tiny},
+            "model": {
+                "size": args.model_size,
+                "params": params,
+                "dtype": args.dtype,
+                "tiny": tiny,
+            },
             "task": args.task,
             "max_new_tokens": args.max_new_tokens,
-            "max_turns": 2,
+            "max_turns": args.max_turns,
+            "read_every": args.read_every,
+            "repeat": args.repeat,
             "rows": rows,
         }
         write_json(args.out, report)

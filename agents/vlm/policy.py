@@ -9,9 +9,11 @@ Qwen3-VL work the same way) with its tokenizer and image processor. It owns thre
   and is appended. The history is never re-tokenised, so the ids the model sampled are exactly
   the ids that get trained. Image placeholders are expanded here, one ``<|image_pad|>`` per merged
   patch, from the image processor's grid; :meth:`check_sync` proves ids and pixels agree.
-- **sampling**: :meth:`generate` runs one turn for a batch of sequences (left padding, a KV cache
-  within the turn, temperature / top-p sampling from a seeded ``torch.Generator``) and records
-  the log-probability of every sampled token under ``log_softmax(logits / temperature)``.
+- **sampling**: :meth:`generate` runs one turn for a batch of sequences (left padding, a KV
+  cache, temperature / top-p sampling from a seeded ``torch.Generator``, tokens read back to the
+  host every few steps) and records the log-probability of every sampled token under
+  ``log_softmax(logits / temperature)``. Given the cache of the batch's previous turn
+  (:func:`agents.vlm.rollout.rollout` keeps it), it prefills only what is new.
 - **scoring**: :meth:`token_logprobs` recomputes those log-probs with one forward pass over whole
   trajectories (right padding, every image of each), so a trainer's first importance ratio is 1.
 
@@ -21,6 +23,7 @@ handed to the image processor with ``do_resize=False`` and each grid is checked 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +127,82 @@ class TurnOutput:
     """``stop`` (a stop token), ``stop_string``, ``length`` (max_new_tokens) or ``budget``."""
 
 
+class TurnCache:
+    """The key/value cache of a batch of growing sequences, kept by :meth:`VLMPolicy.generate`
+    from one turn to the next (``rollout(..., reuse_cache=True)``); empty until a call fills it.
+
+    Row ``r`` belongs to episode ``episodes[r]`` and holds the keys and values of the first
+    ``lengths[r]`` ids of its sequence and of its first ``images[r]`` images. Columns where
+    ``mask`` is 0 are padding: left padding of the first prefill, padding inside later ones, and
+    tokens fed after a row's turn had ended. Positions are explicit, so padding changes no
+    result; it only costs attention work.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every row (and free the tensors)."""
+        self.past: Any = None
+        self.mask: torch.Tensor | None = None
+        """(B, C) int64: 1 on the cached columns that hold a token of the row's sequence."""
+        self.next_position: torch.Tensor | None = None
+        """(3, B, 1) or (B, 1): the rotary position of each row's first id not in the cache."""
+        self.episodes: list[int] = []
+        self.lengths: list[int] = []
+        self.images: list[int] = []
+        self.padded = False
+        """Whether ``mask`` may hold a 0 (known on the host, so decoding never has to look)."""
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def select(self, episodes: Sequence[int]) -> None:
+        """Keep the rows of ``episodes``, in that order; the others leave the cache."""
+        index = {episode: row for row, episode in enumerate(self.episodes)}
+        missing = [e for e in episodes if e not in index]
+        if missing or len(set(episodes)) != len(episodes):
+            raise ValueError(
+                f"Expected distinct episodes among the cached {self.episodes}, got {list(episodes)}"
+                f"{f' ({missing} not cached)' if missing else ''}. Give a fresh TurnCache for new "
+                "episodes."
+            )
+        rows = [index[e] for e in episodes]
+        if rows == list(range(len(self.episodes))):
+            return
+        keep = torch.tensor(rows, device=self.mask.device)
+        self.past.batch_select_indices(keep)
+        self.mask = self.mask[keep]
+        self.next_position = self.next_position.index_select(-2, keep)
+        self.episodes = [self.episodes[r] for r in rows]
+        self.lengths = [self.lengths[r] for r in rows]
+        self.images = [self.images[r] for r in rows]
+
+    def keep(
+        self,
+        sequences: Sequence[TurnInput],
+        turn: _Turn,
+        past: Any,
+        attention_mask: torch.Tensor,
+        prefilled: int,
+        start: torch.Tensor,
+        padded: bool,
+    ) -> None:
+        """Hold the cache of a finished turn: every sequence and all its turn's tokens but the
+        last, which was never fed (the next call feeds it first). ``prefilled`` is the number
+        of columns before decoding, ``start`` the position of the first decoded token."""
+        written = turn.lengths  # on the device, stop strings applied
+        fed = torch.arange(attention_mask.shape[1] - prefilled, device=attention_mask.device)
+        attention_mask[:, prefilled:].masked_fill_(fed[None, :] >= written[:, None] - 1, 0)
+        lengths = [len(ids) for ids in turn.generated]
+        self.past, self.mask = past, attention_mask
+        self.next_position = start + (written - 1).view(-1, 1)
+        self.episodes = [s.episode for s in sequences]
+        self.lengths = [len(s.ids) + n - 1 for s, n in zip(sequences, lengths)]
+        self.images = [0 if s.image_grid_thw is None else len(s.image_grid_thw) for s in sequences]
+        self.padded = padded or len(set(lengths)) > 1
+
+
 def sampling_probs(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """Unnormalised sampling weights from log-probs ``scores`` (B, V): ``exp(scores)``, with the
     tokens outside the top-``top_p`` nucleus of each row set to 0 when ``top_p < 1``."""
@@ -134,6 +213,33 @@ def sampling_probs(scores: torch.Tensor, top_p: float) -> torch.Tensor:
         sorted_probs = sorted_probs.masked_fill(outside, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return probs
+
+
+READ_EVERY = 8
+"""Decoding steps between two reads of the chosen tokens back to the host in
+:meth:`VLMPolicy.generate`. A read waits for the device; between reads it runs ahead of Python.
+A turn may decode up to ``READ_EVERY - 1`` steps after its last row ended; those are undone."""
+
+
+def pick_tokens(
+    scores: torch.Tensor, *, generator: torch.Generator, settings: GenerationSettings
+) -> torch.Tensor:
+    """The default choice of :meth:`VLMPolicy.choose_tokens` without waiting for the device:
+    greedy at temperature 0, else top-p sampling with ``generator``, drawn the way
+    ``torch.multinomial(probs, 1)`` draws one sample (``argmax(probs / q)``, ``q ~ Exp(1)`` from
+    ``generator``): the same random numbers and the same token, less its host-side check of
+    ``probs``, which waits for the GPU on every call."""
+    if settings.temperature == 0:
+        return scores.argmax(-1)
+    probs = sampling_probs(scores, settings.top_p)
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / q).argmax(-1)
+
+
+def _default_choice(
+    scores: torch.Tensor, *, generator: torch.Generator, settings: GenerationSettings, **_: Any
+) -> torch.Tensor:
+    return pick_tokens(scores, generator=generator, settings=settings)
 
 
 class VLMPolicy:
@@ -435,10 +541,7 @@ class VLMPolicy:
         tell which episode, which turn and what the row wrote so far); the recorded log-prob is
         always the model's score of the chosen token.
         """
-        if settings.temperature == 0:
-            return scores.argmax(-1)
-        probs = sampling_probs(scores, settings.top_p)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return pick_tokens(scores, generator=generator, settings=settings)
 
     @torch.no_grad()
     def generate(
@@ -447,16 +550,109 @@ class VLMPolicy:
         *,
         generator: torch.Generator,
         settings: GenerationSettings | None = None,
+        cache: TurnCache | None = None,
+        read_every: int | None = None,
     ) -> list[TurnOutput]:
-        """Write the next turn of every sequence in one batched call (left padding, KV cache)."""
+        """Write the next turn of every sequence in one batched call.
+
+        Without ``cache``, every sequence is prefilled whole (left padding) and the KV cache is
+        dropped after the turn. With a :class:`TurnCache`, the first call fills it and each
+        later one prefills only what each sequence gained since (the token its last turn ended
+        on, then the new observation with its images) on top of the kept keys and values;
+        sequences must be the earlier ones grown (same ``episode``), and episodes left out are
+        dropped from the cache. Stop tokens and per-row limits are checked on the device; the
+        chosen tokens are read back to the host every ``read_every`` steps (default
+        :data:`READ_EVERY`, or 1 when a subclass overrides :meth:`choose_tokens`, whose own
+        state, e.g. a generator of its own, must see exactly the steps a token-by-token loop
+        makes). Stop strings are checked at those reads, token by token, with the same outcome.
+        """
         settings = settings or self.settings
-        model = self.model
-        input_ids, attention_mask, pixel_values, grid = self.pad_batch(sequences, left=True)
-        position_ids = self.positions(input_ids, attention_mask, grid)
-        kwargs: dict[str, Any] = {}
+        if read_every is None:
+            read_every = 1 if self._custom_choice() else READ_EVERY
+        if read_every < 1:
+            raise ValueError(f"Expected read_every >= 1, got {read_every!r}.")
+        layer_types = getattr(self.model.config.get_text_config(), "layer_types", None) or ()
+        sliding = "sliding_attention" in layer_types
+        if sliding and cache is not None:
+            cache.clear()  # a sliding window forgets keys: such models prefill whole every turn
+            cache = None
+        if cache is not None and len(cache):
+            logits, past, attention_mask, start, padded = self._extend(sequences, cache)
+        else:
+            logits, past, attention_mask, start, padded = self._prefill(sequences)
+        prefilled = attention_mask.shape[1]
+        rules = _TokenRules(self, settings)
+        turn = _Turn(self, sequences, settings, rules.stop_ids)
+        written = GeneratedTokens(turn)
+        episodes = [s.episode for s in sequences]
+        turns = [s.turn for s in sequences]
+        choose = self.choose_tokens if self._custom_choice() else _default_choice
+        next_position, fed, states = start, 0, {}
+        while True:
+            step = turn.chosen
+            scores = rules.scores(logits)
+            sample_scores = scores
+            if step < settings.min_new_tokens and len(rules.stop_ids):
+                sample_scores = scores.index_fill(-1, rules.stop_ids, float("-inf"))
+            states[step] = generator.get_state()
+            tokens = choose(
+                sample_scores,
+                generator=generator,
+                settings=settings,
+                episodes=episodes,
+                turns=turns,
+                generated=written,
+            )
+            if turn.finished:  # the hook read the tokens back: every row had already ended
+                break
+            turn.record(tokens, scores.gather(-1, tokens[:, None]).squeeze(-1))
+            if turn.chosen == turn.steps or turn.chosen % read_every == 0:
+                if turn.sync():
+                    break
+                states.clear()  # a row goes on: the turn ends at a later step
+            feed = torch.where(turn.done, self.pad_token_id, tokens)[:, None]
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(feed), 1)], 1)
+            out = self.model(
+                input_ids=feed,
+                attention_mask=_decode_mask(attention_mask, padded, sliding),
+                position_ids=next_position,
+                use_cache=True,
+                **{_cache_argument(self.model): past},
+            )
+            logits = out.logits[:, -1]
+            next_position = next_position + 1
+            fed += 1
+        # Steps past the one where the last row ended were the reads' lag: rewind the
+        # generator to where a token-by-token loop leaves it, and drop what they fed.
+        last = max(len(ids) for ids in turn.generated)
+        if last in states:
+            generator.set_state(states[last])
+        if cache is not None:
+            extra = fed - (last - 1)
+            if extra:
+                past.crop(-extra)
+                attention_mask = attention_mask[:, :-extra]
+            cache.keep(sequences, turn, past, attention_mask, prefilled, start, padded)
+        return turn.outputs(last)
+
+    def _custom_choice(self) -> bool:
+        """Whether a subclass overrides :meth:`choose_tokens`."""
+        return type(self).choose_tokens is not VLMPolicy.choose_tokens
+
+    def _forward_prefill(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        past: Any,
+        pixel_values: torch.Tensor | None,
+        grid: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The last position's logits of a prefill of ``input_ids`` on top of ``past``."""
+        kwargs: dict[str, Any] = {_cache_argument(self.model): past}
         if pixel_values is not None:
-            kwargs = {"pixel_values": pixel_values, "image_grid_thw": grid}
-        out = model(
+            kwargs |= {"pixel_values": pixel_values, "image_grid_thw": grid}
+        out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -464,72 +660,54 @@ class VLMPolicy:
             logits_to_keep=1,
             **kwargs,
         )
-        cache = out.past_key_values
-        logits = out.logits[:, -1]
-        next_position = position_ids.amax(dim=-1, keepdim=True) + 1  # (3, B, 1) or (B, 1)
-        n = len(sequences)
-        limits = [s.max_new_tokens for s in sequences]
-        generated: list[list[int]] = [[] for _ in range(n)]
-        logprobs: list[list[float]] = [[] for _ in range(n)]
-        finish: list[str | None] = [None] * n
-        stop_ids = torch.tensor(self.stop_token_ids, device=self.device, dtype=torch.long)
-        episodes = [s.episode for s in sequences]
-        turns = [s.turn for s in sequences]
-        longest_stop = max((len(s) for s in settings.stop_strings), default=0)
-        for step in range(max(limits)):
-            scores = self._scores(logits, settings.temperature)
-            sample_scores = scores
-            if step < settings.min_new_tokens and len(stop_ids):
-                sample_scores = scores.clone()
-                sample_scores[:, stop_ids] = float("-inf")
-            tokens = self.choose_tokens(
-                sample_scores,
-                generator=generator,
-                settings=settings,
-                episodes=episodes,
-                turns=turns,
-                generated=generated,
-            )
-            token_scores = scores.gather(-1, tokens[:, None]).squeeze(-1).tolist()
-            token_list = tokens.tolist()
-            for row in range(n):
-                if finish[row] is not None:
-                    continue
-                token = token_list[row]
-                generated[row].append(token)
-                logprobs[row].append(token_scores[row])
-                if token in self.stop_token_ids:
-                    finish[row] = "stop"
-                elif longest_stop and self._hit_stop_string(generated[row], settings, longest_stop):
-                    finish[row] = "stop_string"
-                elif len(generated[row]) >= limits[row]:
-                    finish[row] = "length"
-            if all(f is not None for f in finish):
-                break
-            feed = torch.tensor(
-                [self.pad_token_id if finish[r] else token_list[r] for r in range(n)],
-                device=self.device,
-            )[:, None]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(n, 1)], dim=1)
-            out = model(
-                input_ids=feed,
-                attention_mask=attention_mask,
-                position_ids=next_position,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1]
-            next_position = next_position + 1
-        return [
-            TurnOutput(
-                ids=generated[row],
-                logprobs=logprobs[row],
-                text=self.tokenizer.decode(generated[row], skip_special_tokens=True),
-                finish=finish[row] or "length",
-            )
-            for row in range(n)
-        ]
+        return out.logits[:, -1]
+
+    def _prefill(self, sequences: Sequence[TurnInput]) -> tuple[Any, ...]:
+        """Prefill whole sequences (left padding) into a new cache."""
+        from transformers import DynamicCache
+
+        input_ids, attention_mask, pixel_values, grid = self.pad_batch(sequences, left=True)
+        position_ids = self.positions(input_ids, attention_mask, grid)
+        past = DynamicCache(config=self.model.config)
+        logits = self._forward_prefill(
+            input_ids, attention_mask, position_ids, past, pixel_values, grid
+        )
+        start = position_ids.amax(dim=-1, keepdim=True) + 1  # (3, B, 1) or (B, 1)
+        padded = len({len(s.ids) for s in sequences}) > 1
+        return logits, past, attention_mask, start, padded
+
+    def _extend(self, sequences: Sequence[TurnInput], cache: TurnCache) -> tuple[Any, ...]:
+        """Prefill only what each sequence gained since ``cache`` was kept: its ids beyond
+        those cached and its images beyond those encoded, right-aligned in one block after the
+        cached columns (padding inside the sequence is masked; positions go on from each row's
+        own)."""
+        cache.select([s.episode for s in sequences])
+        parts = []
+        for s, cached, images in zip(sequences, cache.lengths, cache.images):
+            if len(s.ids) <= cached:
+                raise ValueError(
+                    f"Expected episode {s.episode}'s sequence to extend the {cached} cached "
+                    f"ids, got {len(s.ids)} ids. Give each call the sequences of the last one, "
+                    "grown, or a fresh TurnCache."
+                )
+            grid = s.image_grid_thw
+            grid = None if grid is None or len(grid) <= images else grid[images:]
+            pixels = None
+            if grid is not None:
+                skip = 0 if images == 0 else int(s.image_grid_thw[:images].prod(-1).sum())
+                pixels = s.pixel_values[skip:]
+            parts.append(Segment(list(s.ids[cached:]), pixels, grid))
+        input_ids, new_mask, pixel_values, grid = self.pad_batch(parts, left=True)
+        # Rotary positions are shift-invariant along a sequence (text and image runs alike),
+        # so the appended part's are its own, offset by where each row's cached part ends.
+        position_ids = self.positions(input_ids, new_mask, grid) + cache.next_position
+        attention_mask = torch.cat([cache.mask, new_mask], dim=1)
+        logits = self._forward_prefill(
+            input_ids, attention_mask, position_ids, cache.past, pixel_values, grid
+        )
+        start = position_ids.amax(dim=-1, keepdim=True) + 1
+        padded = cache.padded or len({len(p.ids) for p in parts}) > 1
+        return logits, cache.past, attention_mask, start, padded
 
     def _hit_stop_string(self, ids: list[int], settings: GenerationSettings, longest: int) -> bool:
         tail = self.tokenizer.decode(ids[-(longest + 2) :], skip_special_tokens=False)
@@ -574,22 +752,64 @@ class VLMPolicy:
             )
         keep = torch.zeros_like(targets)
         keep[:, :-1] = targets[:, 1:]  # logits at t - 1 predict the token at t
-        kwargs: dict[str, Any] = {}
+        inputs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "use_cache": False,
+        }
         if pixel_values is not None:
-            kwargs = {"pixel_values": pixel_values, "image_grid_thw": grid}
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=False,
-            logits_to_keep=keep,
-            **kwargs,
-        )
-        scores = self._scores(out.logits, temperature)  # (N, V): the kept positions, row-major
+            inputs |= {"pixel_values": pixel_values, "image_grid_thw": grid}
+        logits = _kept_logits(self.model, keep, inputs)
+        scores = self._scores(logits, temperature)  # (N, V): the kept positions, row-major
         picked = scores.gather(-1, input_ids[targets][:, None]).squeeze(-1)
         full = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
         full = full.masked_scatter(targets, picked)
         return [full[row, : len(t.ids)] for row, t in enumerate(trajectories)]
+
+
+_LOGITS_MASK: dict[type, bool] = {}
+"""Per model class, whether its forward takes a boolean ``logits_to_keep`` mask (transformers
+5.21 on); learnt on its first scoring call. An entry set to False forces the fallback."""
+
+
+def _kept_logits(model: Any, keep: torch.Tensor, inputs: dict[str, Any]) -> torch.Tensor:
+    """The logits (N, V) of ``model`` at the positions where the (B, L) bool ``keep`` is True,
+    row-major, for the forward arguments ``inputs``.
+
+    A model that takes the mask as ``logits_to_keep`` slices its hidden states itself; older
+    transformers index that argument along the sequence only (``IndexError``). For those the
+    forward runs without it and a pre-hook on the output projection hands it only the kept
+    hidden states: the same numbers, and (B, L, V) logits never exist. Either way the call goes
+    through ``model`` itself, so a DDP or FSDP wrapper sees its forward.
+    """
+    base = getattr(model, "module", model)  # DDP's wrapped model; FSDP2 shards in place
+    kind = type(base)
+    if _LOGITS_MASK.get(kind, True):
+        try:
+            logits = model(**inputs, logits_to_keep=keep).logits
+        except IndexError:
+            logits = None
+        if logits is not None and logits.ndim == 2:
+            _LOGITS_MASK[kind] = True
+            return logits
+
+    def gather(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        hidden = args[0]
+        if hidden.shape[:2] != keep.shape:
+            raise RuntimeError(
+                f"Expected the output projection to see hidden states of shape "
+                f"{tuple(keep.shape)} + (hidden,), got {tuple(hidden.shape)}."
+            )
+        return (hidden[keep], *args[1:])
+
+    handle = base.get_output_embeddings().register_forward_pre_hook(gather)
+    try:
+        logits = model(**inputs).logits
+    finally:
+        handle.remove()
+    _LOGITS_MASK[kind] = False
+    return logits
 
 
 def _runs(flags: torch.Tensor) -> list[int]:
@@ -604,6 +824,175 @@ def _runs(flags: torch.Tensor) -> list[int]:
     if current:
         runs.append(current)
     return runs
+
+
+class _TokenRules:
+    """What decoding needs of :meth:`VLMPolicy._scores` and the stop tokens, held on the device:
+    indexing by a Python list copies the index there, which waits for the GPU every step."""
+
+    def __init__(self, policy: VLMPolicy, settings: GenerationSettings):
+        self.vocab_limit = policy.vocab_limit
+        self.banned = policy.banned_token_ids
+        self.temperature = settings.temperature if settings.temperature > 0 else 1.0
+        self.stop_ids = torch.tensor(policy.stop_token_ids, device=policy.device, dtype=torch.long)
+        self.blocked: torch.Tensor | None = None
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """``policy._scores(logits, temperature)``, the same numbers."""
+        if self.blocked is None:
+            blocked = torch.zeros(logits.shape[-1], dtype=torch.bool)
+            blocked[self.vocab_limit :] = True
+            blocked[self.banned] = True
+            self.blocked = blocked.to(logits.device)
+        logits = logits.float().masked_fill(self.blocked, float("-inf"))
+        return torch.log_softmax(logits / self.temperature, dim=-1)
+
+
+class _Turn:
+    """One turn of a batch being decoded: on the device, the chosen tokens and their log-probs,
+    which rows have ended (on a stop token or their limit) and how many tokens each wrote; on
+    the host, the tokens read back so far and why each row ended."""
+
+    def __init__(
+        self,
+        policy: VLMPolicy,
+        sequences: Sequence[TurnInput],
+        settings: GenerationSettings,
+        stop_ids: torch.Tensor,
+    ):
+        limits = [s.max_new_tokens for s in sequences]
+        if min(limits) < 1:
+            raise ValueError(f"Expected max_new_tokens >= 1 for every sequence, got {limits}.")
+        n, device = len(sequences), stop_ids.device
+        self.policy, self.settings, self.stop_ids = policy, settings, stop_ids
+        self.steps = max(limits)
+        self.limits = torch.tensor(limits, device=device)
+        self.tokens = torch.zeros((n, self.steps), dtype=torch.long, device=device)
+        self.scores = torch.zeros((n, self.steps), dtype=torch.float32, device=device)
+        self.done = torch.zeros(n, dtype=torch.bool, device=device)
+        self.stopped = torch.zeros(n, dtype=torch.bool, device=device)
+        self.lengths = torch.zeros(n, dtype=torch.long, device=device)
+        self.chosen = 0
+        """Steps whose tokens are in the buffers."""
+        self.read = 0
+        """Steps read back to the host."""
+        self.generated: list[list[int]] = [[] for _ in range(n)]
+        self.finish: list[str | None] = [None] * n
+        self.finished = False
+        """Whether every row had ended at the last read."""
+        self.longest_stop = max((len(s) for s in settings.stop_strings), default=0)
+
+    def record(self, tokens: torch.Tensor, token_scores: torch.Tensor) -> None:
+        """Keep the tokens chosen at this step; rows that end on them end (on the device)."""
+        step = self.chosen
+        self.tokens[:, step] = tokens
+        self.scores[:, step] = token_scores
+        alive = ~self.done
+        stop = (tokens[:, None] == self.stop_ids).any(-1)
+        ends = alive & (stop | (self.limits <= step + 1))
+        self.stopped |= ends & stop
+        self.lengths += alive
+        self.done |= ends
+        self.chosen += 1
+
+    def sync(self) -> bool:
+        """Read back the steps not read yet (one transfer), check stop strings token by token as
+        a token-by-token loop would (after stop tokens, before limits), end the rows that hit
+        one on the device too, and say whether every row has ended."""
+        if self.read == self.chosen:
+            return self.finished
+        state = torch.cat(
+            [
+                self.tokens[:, self.read : self.chosen],
+                self.lengths[:, None],
+                self.stopped[:, None].long(),
+                self.done[:, None].long(),
+            ],
+            dim=1,
+        ).tolist()
+        stop_ids = self.policy.stop_token_ids
+        for row, (*tokens, length, stopped, done) in enumerate(state):
+            if self.finish[row] is not None:
+                continue
+            written = self.generated[row]
+            for token in tokens[: length - len(written)]:
+                written.append(token)
+                if (
+                    self.longest_stop
+                    and token not in stop_ids
+                    and self.policy._hit_stop_string(written, self.settings, self.longest_stop)
+                ):
+                    self.finish[row] = "stop_string"
+                    self.done[row] = True
+                    self.lengths[row] = len(written)
+                    break
+            else:
+                if done:
+                    self.finish[row] = "stop" if stopped else "length"
+        self.read = self.chosen
+        self.finished = all(f is not None for f in self.finish)
+        return self.finished
+
+    def outputs(self, steps: int) -> list[TurnOutput]:
+        """Every row's turn, once all have ended within ``steps`` steps."""
+        logprobs = self.scores[:, :steps].tolist()
+        decode = self.policy.tokenizer.decode
+        return [
+            TurnOutput(
+                ids=ids,
+                logprobs=logprobs[row][: len(ids)],
+                text=decode(ids, skip_special_tokens=True),
+                finish=self.finish[row] or "length",
+            )
+            for row, ids in enumerate(self.generated)
+        ]
+
+
+class GeneratedTokens(Sequence):
+    """What each row has written so far this turn, as :meth:`VLMPolicy.generate` hands it to
+    :meth:`VLMPolicy.choose_tokens` (``generated``): row ``r``'s tokens are read back from the
+    device when first looked at in a step, which waits for it. :attr:`step` needs no read."""
+
+    def __init__(self, turn: _Turn):
+        self._turn = turn
+
+    @property
+    def step(self) -> int:
+        """Tokens the batch has chosen this turn: the length of every row not yet ended."""
+        return self._turn.chosen
+
+    def __len__(self) -> int:
+        return len(self._turn.generated)
+
+    def __getitem__(self, row: Any) -> Any:
+        self._turn.sync()
+        return self._turn.generated[row]
+
+
+def _decode_mask(attention_mask: torch.Tensor, padded: bool, sliding: bool) -> torch.Tensor | None:
+    """The attention mask of one decoding step: none while no column is padding, else each
+    row's padding as the 4-D boolean mask transformers builds from ``attention_mask`` for a
+    single query. Either is what transformers would make of the 2-D mask, without looking at
+    its values on the host (a wait for the GPU every step). Sliding-window models get the 2-D
+    mask: their layers need masks of their own."""
+    if sliding:
+        return attention_mask
+    if not padded:
+        return None
+    return attention_mask[:, None, None, :].bool()
+
+
+_CACHE_ARGUMENT: dict[type, str] = {}
+
+
+def _cache_argument(model: Any) -> str:
+    """The forward's name for the KV cache: ``cache`` from transformers 5.24 (which deprecates
+    ``past_key_values``), ``past_key_values`` before."""
+    kind = type(getattr(model, "module", model))
+    if kind not in _CACHE_ARGUMENT:
+        parameters = inspect.signature(kind.forward).parameters
+        _CACHE_ARGUMENT[kind] = "cache" if "cache" in parameters else "past_key_values"
+    return _CACHE_ARGUMENT[kind]
 
 
 def load_processor(path: str | Path) -> Any:
@@ -624,12 +1013,16 @@ def load_processor(path: str | Path) -> Any:
 
 
 __all__ = [
+    "READ_EVERY",
+    "GeneratedTokens",
     "GenerationSettings",
     "ImageTextProcessor",
     "ImageTokenMismatch",
     "Segment",
+    "TurnCache",
     "TurnOutput",
     "VLMPolicy",
     "load_processor",
+    "pick_tokens",
     "sampling_probs",
 ]

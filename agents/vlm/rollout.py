@@ -20,6 +20,10 @@ Decisions:
   termination is ``max_tokens`` and the reward 0.
 - sampling draws from one ``torch.Generator`` seeded with ``sampling_seed``: the same seeds and
   the same batch give the same trajectories.
+- the batch's KV cache is kept from turn to turn (:class:`~agents.vlm.policy.TurnCache`): each
+  turn prefills only what each episode gained since its last one (the token that turn ended on,
+  then the observation and its new images); ended episodes leave the cache. ``reuse_cache=False``
+  prefills every episode's whole sequence each turn instead (the baseline, and a check).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.vlm.policy import GenerationSettings, TurnInput, VLMPolicy
+from agents.vlm.policy import GenerationSettings, TurnCache, TurnInput, VLMPolicy
 from drawenv.env import DrawSpatialEnv
 
 
@@ -104,6 +108,8 @@ class _Episode:
     termination: str = ""
     prediction: str | None = None
     final_images: list[np.ndarray] = field(default_factory=list)
+    joined: tuple[int, torch.Tensor | None, torch.Tensor | None] = (0, None, None)
+    """``pixels`` and ``grids`` concatenated, with how many pieces (redone when images arrive)."""
 
     def append(self, segment: Any) -> None:
         self.ids += segment.ids
@@ -114,10 +120,12 @@ class _Episode:
             self.grids.append(segment.image_grid_thw)
 
     def turn_input(self, budget: int) -> TurnInput:
+        if self.pixels and self.joined[0] != len(self.pixels):
+            self.joined = (len(self.pixels), torch.cat(self.pixels), torch.cat(self.grids))
         return TurnInput(
             ids=self.ids,
-            pixel_values=torch.cat(self.pixels) if self.pixels else None,
-            image_grid_thw=torch.cat(self.grids) if self.grids else None,
+            pixel_values=self.joined[1],
+            image_grid_thw=self.joined[2],
             max_new_tokens=budget,
             episode=self.index,
             turn=len(self.turns),
@@ -271,6 +279,8 @@ def rollout(
     max_tokens: int | None = None,
     sampling_seed: int | None = None,
     check: bool = True,
+    reuse_cache: bool = True,
+    read_every: int | None = None,
 ) -> list[Trajectory]:
     """Play one episode in every env with ``policy``; returns the trajectories in env order.
 
@@ -284,6 +294,11 @@ def rollout(
         max_tokens: token budget of each episode's whole sequence; ``None`` for no budget.
         sampling_seed: seed of the sampling generator (default: the first env seed, or 0).
         check: run :meth:`VLMPolicy.check_sync` on every trajectory (cheap; on by default).
+        reuse_cache: keep the batch's KV cache between turns and prefill only what is new;
+            ``False`` prefills each episode's whole sequence every turn.
+        read_every: decoding steps between reads of the tokens back to the host (see
+            :meth:`VLMPolicy.generate`; default :data:`~agents.vlm.policy.READ_EVERY`, or 1 for
+            a policy that overrides ``choose_tokens``).
     """
     settings = settings or policy.settings
     adapter = _as_envs(envs)
@@ -297,6 +312,7 @@ def rollout(
     first = next((s for s in seeds if s is not None), 0)
     generator = torch.Generator(device=policy.device)
     generator.manual_seed(first if sampling_seed is None else sampling_seed)
+    cache = TurnCache() if reuse_cache else None
     try:
         episodes = [
             _start(policy, i, seeds[i], obs, info)
@@ -314,7 +330,9 @@ def rollout(
             inputs = [
                 e.turn_input(int(min(settings.max_new_tokens, budget - len(e.ids)))) for e in active
             ]
-            outputs = policy.generate(inputs, generator=generator, settings=settings)
+            outputs = policy.generate(
+                inputs, generator=generator, settings=settings, cache=cache, read_every=read_every
+            )
             actions = {}
             for episode, out in zip(active, outputs):
                 cut = out.finish == "length" and len(out.ids) < settings.max_new_tokens
@@ -335,6 +353,8 @@ def rollout(
                 )
     finally:
         adapter.close()
+        if cache is not None:
+            cache.clear()
     trajectories = [e.trajectory() for e in episodes]
     if check:
         for t in trajectories:
