@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for the viewer's browser test, unless it is already there.
-# Exit 0 when /usr/bin/chromium is usable afterwards; non-zero with a message otherwise.
+# Install Debian's chromium for the viewer's browser tests, unless /usr/bin/chromium already
+# starts. Exit 0 when it starts afterwards; non-zero with a message otherwise.
 set -u
 
 CHROMIUM=/usr/bin/chromium
 
-if [ -x "$CHROMIUM" ]; then
-    echo "chromium already installed: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+if [ -x "$CHROMIUM" ] && version=$("$CHROMIUM" --version 2>/dev/null); then
+    echo "chromium already installed: $version"
     exit 0
 fi
 
@@ -35,8 +35,8 @@ if ! $SUDO apt-get install -y --no-install-recommends chromium; then
     exit 1
 fi
 
-if [ ! -x "$CHROMIUM" ]; then
-    echo "cannot install chromium: package installed but $CHROMIUM is missing" >&2
+if ! version=$("$CHROMIUM" --version 2>/dev/null); then
+    echo "cannot install chromium: package installed but $CHROMIUM does not start" >&2
     exit 1
 fi
-echo "chromium installed: $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+echo "chromium installed: $version"

@@ -49,3 +49,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def unpainted_pixels(monkeypatch):
+    """Scenes come out black: ``Painter.result``, the last step of painting a scene, skips
+    downsampling the supersampled canvas. It draws nothing from the item's generator, so every
+    field of a record but its pixels stays the same; for tests of answers and metadata only."""
+    from drawenv.tasks.scene import Painter
+
+    def black(self, *, blur: float = 0.0) -> np.ndarray:
+        return np.zeros((self.height, self.width, 3), np.uint8)
+
+    monkeypatch.setattr(Painter, "result", black)

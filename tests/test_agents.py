@@ -12,7 +12,7 @@ from agents.evaluate import evaluate, format_table, is_reflective, summarise
 from agents.scripted.baselines import AnswerOnlyAgent, OracleAgent, RandomAgent, text_only_guess
 from agents.train.sft_data import export_sft
 from drawenv.canvas import label_colour
-from drawenv.tasks import SUITES
+from drawenv.tasks import SUITES, TaskRecord, TaskSource, make_source
 
 MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0}
 
@@ -143,13 +143,31 @@ def test_export_sft_writes_chat_messages_with_self_corrections(tmp_path):
     assert (fixed_image[row, x1] == original[row, x1]).all()  # and gone from image 3
 
 
+class GeneratedOnce(TaskSource):
+    """A source's items, each generated once however many agents play it: the same items as the
+    source's, since an item is a pure function of its index."""
+
+    def __init__(self, source: TaskSource):
+        self.source, self.size, self.items = source, source.size, {}
+
+    def __getitem__(self, index: int) -> TaskRecord:
+        if index not in self.items:
+            self.items[index] = self.source[index]
+        return self.items[index]
+
+
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_heuristic_beats_random_and_answer_only_over_100_items(suite):
     from agents.scripted.heuristic import HeuristicAgent
 
+    # The three agents play the same 100 items (episode i's seed picks its item), so each item
+    # is painted once rather than once per agent.
+    items = GeneratedOnce(make_source(suite, difficulty=2))
     accuracy = {}
     for agent in (HeuristicAgent(), RandomAgent(), AnswerOnlyAgent()):
-        results = evaluate(agent, task=suite, episodes=100, seed=0, difficulty=2)
+        results = evaluate(agent, task=items, episodes=100, seed=0)
+        assert {r["suite"] for r in results} == {suite}
+        assert {r["task_id"].split("-")[2] for r in results} == {"2"}  # maze-0-2-12345: level 2
         accuracy[agent.name] = sum(r["accuracy"] for r in results) / len(results)
         assert all(not any(t["errors"] for t in r["turns"]) for r in results), agent.name
     assert accuracy["heuristic"] > accuracy["random"] + 0.1, accuracy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,14 @@ import pytest
 DRAWENV = Path(sys.executable).with_name("drawenv")
 
 
+# Torch on one thread in the command, as the ``one_thread`` fixture does in process: the tiny
+# model's matrices are too small to share among threads, and a worker per core already runs.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(DRAWENV), *args], capture_output=True, text=True, cwd=cwd, timeout=600
+        [str(DRAWENV), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=600
     )
 
 

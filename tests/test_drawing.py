@@ -134,9 +134,31 @@ def test_norm1000_box_is_drawn_at_the_mapped_pixels(photo):
     assert colour_at(out, 336, 250) == colour_at(photo, 336, 250)
 
 
-def test_label_colour_is_a_fixed_function_of_the_text():
-    assert label_colour("sofa") == (15, 153, 15)
-    assert label_colour("sofa") == label_colour("sofa")
+# By hand from canvas.py: label_colour is PALETTE[crc32(utf-8 label) % 36], and entry
+# 12 * tone + hue is HSV (hue / 12, s, v) with tones (s, v) = vivid (0.85, 1), deep (0.9, 0.6),
+# light (0.45, 1). At hues 0°, 120° and 180° HSV's RGB is (v, p, p), (p, v, p) and (p, v, v), where
+# p = v * (1 - s). The CRC-32s are the ones gzip stores (`printf sofa | gzip | tail -c8 | od -tx4`).
+@pytest.mark.parametrize(
+    ("label", "expected"),
+    [
+        # CRC-32 of no bytes is 0 -> index 0: vivid, hue 0 (red); p = 0.15 * 255 = 38.25
+        ("", (255, 38, 38)),
+        # 0x1257C19C = 307,741,084 = 36 * 8,548,363 + 16: deep, hue 4 (120°, green);
+        # v = 0.6 * 255 = 153, p = 0.06 * 255 = 15.3
+        ("sofa", (15, 153, 15)),
+        # 0xFCDCEB2E = 4,242,336,558 = 36 * 117,842,682 + 6: vivid, hue 6 (180°, cyan)
+        ("goal", (38, 255, 255)),
+        # 0xB3EC7A04 = 3,018,619,396 = 36 * 83,850,538 + 28: light, hue 4 (green);
+        # p = 0.55 * 255 = 140.25
+        ("tv", (140, 255, 140)),
+    ],
+)
+def test_label_colour_is_the_palette_entry_of_the_labels_crc32(label, expected):
+    assert label_colour(label) == expected
+
+
+def test_label_colour_is_the_same_in_every_process():
+    # str hashes change with PYTHONHASHSEED; the label's colour must not.
     code = "from drawenv.canvas import label_colour; print(label_colour('sofa'))"
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": root}

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import drawenv.rewards
@@ -897,6 +897,7 @@ def test_trl_format_reward_with_the_real_protocols():
 # ---------------------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.text(max_size=200))
 def test_parsers_never_raise(text):
     extract_answer(text)
@@ -907,6 +908,7 @@ def test_parsers_never_raise(text):
         assert 0.0 <= accuracy(text, truth, answer_type, options=OPTIONS) <= 1.0
 
 
+@settings(deadline=None)
 @given(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=1e-6, max_value=1e6),

@@ -32,7 +32,7 @@ def test_quadrant_formula_by_hand(target, expected):
     assert quadrant((0, 0), (10, 0), target) == expected
 
 
-def test_letters_balanced_over_500_items():
+def test_letters_balanced_over_500_items(unpainted_pixels):
     counts = collections.Counter(direction.generate(11, i, 1 + i % 3).answer for i in range(500))
     assert set(counts) == set("ABCD") and max(counts.values()) <= 1.5 * 500 / 4, counts
 
@@ -67,7 +67,7 @@ def test_answer_matches_an_independent_quadrant_of_the_recorded_positions():
         assert abs(abs(meta["signed_angle_deg"]) - angle) < 0.5
 
 
-def test_harder_levels_have_more_objects_and_smaller_angle_margins():
+def test_harder_levels_have_more_objects_and_smaller_angle_margins(unpainted_pixels):
     stats = {}
     for difficulty in (1, 2, 3):
         records = [direction.generate(4, i, difficulty) for i in range(40)]

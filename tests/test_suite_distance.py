@@ -70,7 +70,7 @@ def check_scale_bar(record) -> None:
     assert (image.mean(axis=-1)[ring] < 120).mean() < 0.02, record.id
 
 
-def test_letters_balanced_and_numeric_answers_spread_over_500_items():
+def test_letters_balanced_and_numeric_answers_spread_over_500_items(unpainted_pixels):
     letters = collections.defaultdict(collections.Counter)
     numbers = []
     for index in range(500):
@@ -115,7 +115,7 @@ def test_answers_match_recorded_centres_and_scale():
             assert x in record.question and not any(o in record.question for o in record.options)
 
 
-def test_harder_levels_have_more_objects_repeats_and_scales():
+def test_harder_levels_have_more_objects_repeats_and_scales(unpainted_pixels):
     stats = {}
     for difficulty in (1, 2, 3):
         records = [distance.generate(4, i, difficulty) for i in range(30)]

@@ -85,7 +85,7 @@ def colour_mask(image: np.ndarray, which: str) -> np.ndarray:
 ITEMS = [maze.generate(11, i, 1 + i % 3) for i in range(60)]
 
 
-def test_answers_are_balanced_and_spread():
+def test_answers_are_balanced_and_spread(unpainted_pixels):
     records = [maze.generate(2, i, 1 + i % 3) for i in range(500)]
     kinds = Counter(r.metadata["question_kind"] for r in records)
     assert set(kinds) == {"turns", "length", "moves"} and min(kinds.values()) > 100
@@ -174,7 +174,7 @@ def test_start_and_goal_marks_sit_in_their_cells_and_boxes_are_tight(record):
         assert inside > 0.5 * (x2 - x1) * (y2 - y1) and outer - inside < 0.03 * inside
 
 
-def test_harder_levels_have_larger_grids_more_loops_and_longer_routes():
+def test_harder_levels_have_larger_grids_more_loops_and_longer_routes(unpainted_pixels):
     stats = {}
     for level in (1, 2, 3):
         records = [maze.generate(4, i, level) for i in range(40)]
