@@ -3,6 +3,6 @@
 # tasks (no downloads). Extra arguments go to `drawenv demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
+bash scripts/make_venv.sh .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
 .venv/bin/drawenv demo "$@"
