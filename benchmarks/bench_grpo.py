@@ -30,12 +30,19 @@ import argparse
 import math
 
 import torch
-from random_vlm import build_policy, device_name, peak_gib, seconds_since, start_clock, write_json
+from random_vlm import (
+    build_policy,
+    device_name,
+    peak_gib,
+    print_header,
+    seconds_since,
+    start_clock,
+    write_json,
+)
 
 from agents.train.config import GRPOConfig
 from agents.train.distributed import Ranks
-from agents.train.grpo import Models, make_envs, optimise
-from agents.train.losses import group_advantages
+from agents.train.grpo import Models, config_advantages, make_envs, optimise
 from agents.train.optim import enable_activation_checkpointing, freeze_vision_tower, make_optimizer
 from agents.vlm.device import autocast
 from agents.vlm.rollout import Trajectory, rollout
@@ -144,8 +151,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, params: int, trained
         f"{'micro':>5} {'forwards':>8} {'seconds':>8} {'seq tok/s':>10} {'gen tok/s':>10} "
         f"{'peak GiB':>9} {'x micro 1':>10}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for r in rows:
         if r["out_of_memory"]:
             print(f"{r['micro_batch']:>5} {r['forwards']:>8}  out of GPU memory")
@@ -186,14 +192,7 @@ def main() -> None:
     with torch.no_grad(), autocast(policy.device, args.dtype):
         trajectories = rollout(policy, envs, seed=seeds, max_tokens=config.max_tokens)
     rollout_seconds = seconds_since(start, args.device)
-    rewards = torch.tensor([t.reward for t in trajectories], dtype=torch.float32)
-    advantages = group_advantages(
-        rewards,
-        config.group_size,
-        kind=config.advantage,
-        alpha=config.alpha,
-        scale=config.reward_scale,
-    )
+    advantages = config_advantages(config, [t.reward for t in trajectories])
     rows = [measure(c, trajectories, advantages, models) for c in configs]
     baseline = rows[0].get("sequence_tokens_per_s")
     for r in rows:

@@ -94,10 +94,15 @@ def minimal_extract(text: str) -> object:
         return None
 
 
-def best_seconds(call: Callable[[], object], repeats: int) -> float:
-    """The best of ``repeats`` timings (the least disturbed by other processes)."""
+def best_seconds(
+    call: Callable[[], object], repeats: int, before: Callable[[], object] | None = None
+) -> float:
+    """The best of ``repeats`` timings (the least disturbed by other processes); ``before`` runs
+    untimed ahead of each."""
     times = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)

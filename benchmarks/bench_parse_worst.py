@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 
 import numpy as np
+from bench_parse_rewards import best_seconds
 
 from drawenv.env import DrawSpatialEnv
 from drawenv.protocol import MAX_LITERAL_CHARS, MAX_TURN_CHARS
@@ -87,16 +86,6 @@ def cases() -> list[tuple[str, str, str]]:
     ]
 
 
-def best_seconds(call: Callable[[], object], repeats: int, before: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        before()
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timings per row (best is kept)")
@@ -117,7 +106,7 @@ def main() -> None:
     worst = 0.0
     for name, protocol, text in cases():
         env = envs[protocol]
-        parse = best_seconds(lambda: env.protocol.parse(text), args.repeats, lambda: None)  # noqa: B023
+        parse = best_seconds(lambda: env.protocol.parse(text), args.repeats)  # noqa: B023
         step = best_seconds(lambda: env.step(text), args.repeats, lambda: env.reset(seed=0))  # noqa: B023
         base = base or step
         if base is not step:

@@ -43,6 +43,7 @@ from random_vlm import (
     build_policy,
     device_name,
     peak_gib,
+    print_header,
     seconds_since,
     start_clock,
     write_json,
@@ -265,8 +266,7 @@ def main() -> None:
         f"{'old tok/s':>10} {'new s':>7} {'new tok/s':>10} {'new/old':>8} {'same':>5} "
         f"{'old GiB':>8} {'new GiB':>8}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for r in rows[1:]:
         peaks = [r["full_prefill_peak_gpu_gib"], r["peak_gpu_gib"]]
         old_gib, new_gib = ("-" if p is None else f"{p:.2f}" for p in peaks)
@@ -281,8 +281,7 @@ def main() -> None:
         f"{'run':>9} {'episodes':>8} {'turns':>6} {'gen tok':>8} {'seconds':>8} {'tok/s':>9} "
         f"{'ep/s':>7} {'peak GiB':>9} {'x naive':>8} {'x batch 1':>10}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for r in rows:
         run = "naive" if r["loop"] == "naive" else f"batch {r['batch']}"
         peak = "-" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.2f}"

@@ -171,6 +171,12 @@ def peak_gib(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
 
 
+def print_header(header: str) -> None:
+    """A table's header line and a rule as wide."""
+    print(header)
+    print("-" * len(header))
+
+
 def write_json(path: str, report: dict) -> None:
     """Write a benchmark report as indented JSON, making the folder."""
     out = Path(path)

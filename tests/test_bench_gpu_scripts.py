@@ -71,7 +71,7 @@ def test_grpo_benchmark_optimises_the_same_batch_at_each_micro_batch(tmp_path, m
     # gradient would be 0 whatever the batch. With these advantages it is the advantage-weighted
     # sum over all four trajectories, which only the same trajectories reproduce.
     advantages = torch.tensor([1.0, -1.0, 0.5, -2.0])
-    monkeypatch.setattr(bench_grpo, "group_advantages", lambda rewards, *a, **k: advantages)
+    monkeypatch.setattr(bench_grpo, "config_advantages", lambda config, rewards: advantages)
     out = tmp_path / "grpo.json"
     args = ["--episodes", "4", "--group-size", "2", "--micro-batches", "2,4"]
     args += ["--device", "cpu", "--tiny", "--max-new-tokens", "56", "--out", str(out)]

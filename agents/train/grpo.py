@@ -170,6 +170,18 @@ def episode_seed(prompt_seed: int, sample: int) -> int:
 # -- one optimisation pass -------------------------------------------------------------------
 
 
+def config_advantages(config: GRPOConfig, rewards: Sequence[float]) -> torch.Tensor:
+    """:func:`agents.train.losses.group_advantages` of a batch's rewards (in prompt order, groups
+    of ``group_size``) with the config's ``advantage``, ``alpha`` and ``reward_scale``."""
+    return group_advantages(
+        torch.as_tensor(rewards, dtype=torch.float32),
+        config.group_size,
+        kind=config.advantage,
+        alpha=config.alpha,
+        scale=config.reward_scale,
+    )
+
+
 def _padded(rows: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
     return pad_sequence([r.to(device) for r in rows], batch_first=True)
 
@@ -449,13 +461,7 @@ def train_grpo(
         rollout_time = time.perf_counter() - started
         # 4. advantages over the whole batch, in global prompt order, then optimisation
         rewards = all_gather_list([t.reward for t in trajectories], ranks)
-        all_advantages = group_advantages(
-            torch.tensor(rewards, dtype=torch.float32),
-            config.group_size,
-            kind=config.advantage,
-            alpha=config.alpha,
-            scale=config.reward_scale,
-        )
+        all_advantages = config_advantages(config, rewards)
         advantages = ranks.share(all_advantages)
         metrics = optimise(config, models, trajectories, advantages, ranks)
         # 5. bookkeeping
@@ -529,6 +535,7 @@ __all__ = [
     "GroupSampledPolicy",
     "Models",
     "collect_rollouts",
+    "config_advantages",
     "episode_seed",
     "load_models",
     "main",

@@ -25,15 +25,7 @@
 # repository root). Extra key=value arguments after `sft` and `rl ARM SEED` override the config
 # file.
 set -euo pipefail
-usage() {  # the comment above, without its '# '
-  sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
-}
-case ${1:-} in
-  "" | -h | --help) usage; exit 0 ;;
-esac
-cd "$(dirname "$0")/../.."
-HERE=experiments/evidence
-RUNS=runs/evidence
+source "$(dirname "$0")/start.sh" "$@"
 TASK=(--task counting --difficulty 1)
 # 448x448 scenes shown at 224x224; MAX_PIXELS=200704 shows them whole (run G and the RL from it)
 SUITE=("${TASK[@]}" --max-pixels "${MAX_PIXELS:-50176}")

@@ -31,15 +31,7 @@
 # as tar files of at most 15 MB under $OUT. The configs named are in
 # experiments/evidence/configs/.
 set -euo pipefail
-usage() {  # the comment above, without its '# '
-  sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
-}
-case ${1:-} in
-  "" | -h | --help) usage; exit 0 ;;
-esac
-cd "$(dirname "$0")/../.."
-HERE=experiments/evidence
-RUNS=runs/evidence
+source "$(dirname "$0")/start.sh" "$@"
 GPUS=${GPUS:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-$RUNS/out}
 LRS=(${LRS:-3e-4 6e-4 1e-3 2e-3})
