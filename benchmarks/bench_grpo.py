@@ -29,16 +29,8 @@ from __future__ import annotations
 import argparse
 import math
 
+import random_vlm as bench
 import torch
-from random_vlm import (
-    build_policy,
-    device_name,
-    peak_gib,
-    print_header,
-    seconds_since,
-    start_clock,
-    write_json,
-)
 
 from agents.train.config import GRPOConfig
 from agents.train.distributed import Ranks
@@ -66,9 +58,9 @@ def measure(
     try:
         # Untimed on one micro-batch first: kernel selection, allocator growth, AdamW state.
         optimise(config, models, trajectories[:size], advantages[:size], ranks)
-        start = start_clock(config.device)
+        start = bench.start_clock(config.device)
         metrics = optimise(config, models, trajectories, advantages, ranks)
-        seconds = seconds_since(start, config.device)
+        seconds = bench.seconds_since(start, config.device)
     except torch.OutOfMemoryError:
         seconds = None
     if seconds is None:
@@ -81,7 +73,7 @@ def measure(
         "seconds": seconds,
         "sequence_tokens_per_s": sequence / seconds,
         "generated_tokens_per_s": generated / seconds,
-        "peak_gpu_gib": peak_gib(config.device),
+        "peak_gpu_gib": bench.peak_gib(config.device),
         "grad_norm": metrics["train/grad_norm"],
     }
 
@@ -140,7 +132,7 @@ def configs_of(args: argparse.Namespace) -> list[GRPOConfig]:
 def print_table(rows: list[dict], args: argparse.Namespace, params: int, trained: int) -> None:
     dtype = args.dtype if args.device.startswith("cuda") else "float32"
     print(
-        f"GRPO optimisation on {device_name(args.device)}: Qwen2.5-VL random weights, "
+        f"GRPO optimisation on {bench.device_name(args.device)}: Qwen2.5-VL random weights, "
         f"{params / 1e6:,.1f}M params ({trained / 1e6:,.1f}M trained), fp32 weights, {dtype} "
         f"forward, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'}; "
         f"{args.episodes} trajectories of {args.task} (groups of {args.group_size}, "
@@ -151,7 +143,7 @@ def print_table(rows: list[dict], args: argparse.Namespace, params: int, trained
         f"{'micro':>5} {'forwards':>8} {'seconds':>8} {'seq tok/s':>10} {'gen tok/s':>10} "
         f"{'peak GiB':>9} {'x micro 1':>10}"
     )
-    print_header(header)
+    bench.print_header(header)
     for r in rows:
         if r["out_of_memory"]:
             print(f"{r['micro_batch']:>5} {r['forwards']:>8}  out of GPU memory")
@@ -171,7 +163,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     configs = configs_of(args)
     config = configs[0]
-    policy = build_policy(
+    policy = bench.build_policy(
         tiny=args.tiny, device=args.device, dtype="float32", max_new_tokens=args.max_new_tokens
     )
     model = policy.model
@@ -188,10 +180,10 @@ def main() -> None:
     # One rollout batch as the trainer plays it: groups of envs reset with the same seed.
     envs = make_envs(config, policy, args.episodes)
     seeds = [args.seed + i // args.group_size for i in range(args.episodes)]
-    start = start_clock(args.device)
+    start = bench.start_clock(args.device)
     with torch.no_grad(), autocast(policy.device, args.dtype):
         trajectories = rollout(policy, envs, seed=seeds, max_tokens=config.max_tokens)
-    rollout_seconds = seconds_since(start, args.device)
+    rollout_seconds = bench.seconds_since(start, args.device)
     advantages = config_advantages(config, [t.reward for t in trajectories])
     rows = [measure(c, trajectories, advantages, models) for c in configs]
     baseline = rows[0].get("sequence_tokens_per_s")
@@ -201,7 +193,7 @@ def main() -> None:
     print_table(rows, args, params, trained)
     if args.out:
         report = {
-            "device": device_name(args.device),
+            "device": bench.device_name(args.device),
             "torch": torch.__version__,
             "model": {"params": params, "trained": trained, "tiny": args.tiny},
             "forward_dtype": args.dtype if args.device.startswith("cuda") else "float32",
@@ -214,7 +206,7 @@ def main() -> None:
             "rollout_seconds": rollout_seconds,
             "rows": rows,
         }
-        write_json(args.out, report)
+        bench.write_json(args.out, report)
 
 
 if __name__ == "__main__":
