@@ -317,13 +317,16 @@ def test_pick_tokens_draws_what_choose_tokens_draws():
 
 
 def test_decoding_scores_are_the_policys_scores():
-    from agents.vlm.policy import _TokenRules
-
+    """The device mask the scores use blocks exactly the rows past the tokenizer and the vision
+    placeholders, as setting them to -inf one by one does."""
     policy = VLMPolicy(*tiny_model(seed=0))
     logits = torch.randn(3, policy.model.config.text_config.vocab_size)
     for temperature in (0.0, 0.7, 1.0):
-        rules = _TokenRules(policy, GenerationSettings(temperature=temperature))
-        assert torch.equal(rules.scores(logits), policy._scores(logits, temperature))
+        reference = logits.clone()
+        reference[..., policy.vocab_limit :] = float("-inf")
+        reference[..., policy.banned_token_ids] = float("-inf")
+        expected = torch.log_softmax(reference / (temperature or 1.0), dim=-1)
+        assert torch.equal(policy._scores(logits, temperature), expected)
 
 
 def test_a_cache_refuses_sequences_it_does_not_hold():

@@ -266,6 +266,7 @@ class VLMPolicy:
         self.patch_size = int(getattr(self.image_processor, "patch_size", 14))
         self.vocab_limit = len(self.tokenizer)
         # The model never writes vision tokens: a sampled placeholder would have no pixels.
+        self._blocked: torch.Tensor | None = None  # vocabulary rows no token may come from
         self.banned_token_ids = sorted(
             {
                 int(token_id)
@@ -519,9 +520,15 @@ class VLMPolicy:
         """``log_softmax(logits / T)`` in fp32 over the tokens a model may write: the
         tokenizer's vocabulary (a checkpoint's padded rows beyond it excluded) less the vision
         placeholders. Sampling and :meth:`token_logprobs` share it, so their log-probs agree."""
-        logits = logits.float().clone()
-        logits[..., self.vocab_limit :] = float("-inf")
-        logits[..., self.banned_token_ids] = float("-inf")
+        blocked, size = self._blocked, logits.shape[-1]
+        if blocked is None or blocked.shape[0] != size or blocked.device != logits.device:
+            # Built once per vocabulary size and device: indexing by a Python list every step
+            # would copy the index to the device and wait for it.
+            blocked = torch.zeros(size, dtype=torch.bool)
+            blocked[self.vocab_limit :] = True
+            blocked[self.banned_token_ids] = True
+            self._blocked = blocked = blocked.to(logits.device)
+        logits = logits.float().masked_fill(blocked, float("-inf"))
         return torch.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
 
     def choose_tokens(
@@ -581,8 +588,8 @@ class VLMPolicy:
         else:
             logits, past, attention_mask, start, padded = self._prefill(sequences)
         prefilled = attention_mask.shape[1]
-        rules = _TokenRules(self, settings)
-        turn = _Turn(self, sequences, settings, rules.stop_ids)
+        stop_ids = torch.tensor(self.stop_token_ids, device=self.device, dtype=torch.long)
+        turn = _Turn(self, sequences, settings, stop_ids)
         written = GeneratedTokens(turn)
         episodes = [s.episode for s in sequences]
         turns = [s.turn for s in sequences]
@@ -590,10 +597,10 @@ class VLMPolicy:
         next_position, fed, states = start, 0, {}
         while True:
             step = turn.chosen
-            scores = rules.scores(logits)
+            scores = self._scores(logits, settings.temperature)
             sample_scores = scores
-            if step < settings.min_new_tokens and len(rules.stop_ids):
-                sample_scores = scores.index_fill(-1, rules.stop_ids, float("-inf"))
+            if step < settings.min_new_tokens and len(stop_ids):
+                sample_scores = scores.index_fill(-1, stop_ids, float("-inf"))
             states[step] = generator.get_state()
             tokens = choose(
                 sample_scores,
@@ -824,28 +831,6 @@ def _runs(flags: torch.Tensor) -> list[int]:
     if current:
         runs.append(current)
     return runs
-
-
-class _TokenRules:
-    """What decoding needs of :meth:`VLMPolicy._scores` and the stop tokens, held on the device:
-    indexing by a Python list copies the index there, which waits for the GPU every step."""
-
-    def __init__(self, policy: VLMPolicy, settings: GenerationSettings):
-        self.vocab_limit = policy.vocab_limit
-        self.banned = policy.banned_token_ids
-        self.temperature = settings.temperature if settings.temperature > 0 else 1.0
-        self.stop_ids = torch.tensor(policy.stop_token_ids, device=policy.device, dtype=torch.long)
-        self.blocked: torch.Tensor | None = None
-
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """``policy._scores(logits, temperature)``, the same numbers."""
-        if self.blocked is None:
-            blocked = torch.zeros(logits.shape[-1], dtype=torch.bool)
-            blocked[self.vocab_limit :] = True
-            blocked[self.banned] = True
-            self.blocked = blocked.to(logits.device)
-        logits = logits.float().masked_fill(self.blocked, float("-inf"))
-        return torch.log_softmax(logits / self.temperature, dim=-1)
 
 
 class _Turn:
