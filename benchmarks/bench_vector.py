@@ -8,6 +8,10 @@ Rows: a plain loop over one env (the baseline), then Gymnasium's ``SyncVectorEnv
 ``AsyncVectorEnv`` (``shared_memory=False``, one process per env) with 1 and 2 envs, with the
 env's default ``copy_images=True`` and with ``copy_images=False``.
 
+Live suite: the same random agent on the ``counting`` suite itself, each reset rendering a new
+item (the suite's own cost), as training meets it: one plain env against ``drawenv.make_vec``
+with its defaults, sync and async with 1 and 2 workers.
+
 Bytes per step, from the same random agent in one env: the observation's image bytes (what a
 ``SyncVectorEnv`` hands over by reference and copies once with its default ``copy=True``) and
 the pickled size of the step result (what an ``AsyncVectorEnv`` worker sends through its pipe).
@@ -31,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
+import drawenv
 from drawenv import Box, Draw
 from drawenv.env import DrawSpatialEnv
 from drawenv.spaces import ModelText
@@ -83,6 +88,31 @@ def vector_rate(kind: str, count: int, steps: int, seed: int, copy_images: bool)
     rate = (steps // count) * count / (time.perf_counter() - start)
     envs.close()
     return rate
+
+
+def live_rates(steps: int, seed: int, envs: list[int]) -> list[tuple[str, float]]:
+    """Steps/s on the live counting suite: one plain env, then ``make_vec`` with its defaults."""
+    env = DrawSpatialEnv(task="counting")
+    spaces = samplers(1, seed)
+    obs, _ = env.reset(seed=seed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(actions(spaces, (obs["images"],))[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+    rows = [("one env, plain loop (baseline)", steps / (time.perf_counter() - start))]
+    for mode in ("sync", "async"):
+        for count in envs:
+            vec = drawenv.make_vec(count, mode, task="counting")
+            spaces = samplers(count, seed)
+            obs, _ = vec.reset(seed=[seed + 100 * i for i in range(count)])
+            start = time.perf_counter()
+            for _ in range(steps // count):
+                obs, *_ = vec.step(actions(spaces, obs["images"]))
+            rate = (steps // count) * count / (time.perf_counter() - start)
+            vec.close()
+            rows.append((f"drawenv.make_vec({count}, {mode!r}), defaults", rate))
+    return rows
 
 
 def bytes_per_step(steps: int, seed: int) -> tuple[float, float, float]:
@@ -146,6 +176,12 @@ def main() -> None:
     print("-" * 68)
     for name, rate in rows:
         print(f"{name:<46} {rate:>9.0f} {rate / rows[0][1]:>11.2f}")
+
+    print(f"\n{'random agent, live counting suite':<46} {'steps/s':>9} {'x baseline':>11}")
+    print("-" * 68)
+    live = live_rates(args.steps // 4, args.seed, [int(v) for v in args.envs.split(",")])
+    for name, rate in live:
+        print(f"{name:<46} {rate:>9.0f} {rate / live[0][1]:>11.2f}")
 
     image_bytes, pickled, held = bytes_per_step(args.steps, args.seed)
     print(f"\nper env step (mean over {args.steps} steps, {held:.1f} images per observation)")
