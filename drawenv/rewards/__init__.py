@@ -29,6 +29,7 @@ from drawenv.rewards.presets import (
 )
 from drawenv.rewards.scores import (
     DETECTION_MODES,
+    MRA_CONVENTIONS,
     NUMERIC_METRICS,
     SCHEDULE_KINDS,
     SharpnessSchedule,
@@ -44,6 +45,7 @@ from drawenv.rewards.trl import TRLFormatReward, TRLSNRAReward, trl_accuracy_rew
 __all__ = [
     "ANSWER_TYPES",
     "DETECTION_MODES",
+    "MRA_CONVENTIONS",
     "NUMERIC_METRICS",
     "REWARD_PARAMETERS",
     "REWARD_PRESETS",

@@ -69,20 +69,49 @@ def _checked_truth(truth: Any, *, positive: bool) -> np.ndarray:
     return y
 
 
-def mra(pred: Any, truth: Any) -> float | np.ndarray:
+MRA_CONVENTIONS = ("drawenv", "vilasr", "vsi")
+
+# ViLaSR's thresholds as its code builds them (float32 0.50, 0.55, …, 0.95), and VSI-Bench's
+# (float64, np.linspace); each convention compares against 1 - theta in its own precision.
+_VILASR_TOLERANCES = np.float32(1) - np.array(
+    [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95], dtype=np.float32
+)
+_VSI_TOLERANCES = 1.0 - np.linspace(0.5, 0.95, 10)
+
+
+def mra(pred: Any, truth: Any, convention: str = "drawenv") -> float | np.ndarray:
     """VSI-Bench mean relative accuracy: the share of thresholds θ ∈ {0.50, …, 0.95} with
     ``|pred − truth| / truth < 1 − θ``.
 
-    Divides by the truth, never the prediction. Non-finite predictions score 0. Raises
-    :class:`DrawEnvError` when a truth is not a finite number > 0 (a data error).
+    Divides by the truth, never the prediction. Non-finite predictions score 0. ``convention``
+    picks how the boundaries fall (``docs/rewards.md``, MRA conventions):
+
+    - ``"drawenv"``: float64, strict ``<`` against tolerances written out exactly; the truth must
+      be a finite number > 0 (else :class:`DrawEnvError`, a data error).
+    - ``"vilasr"``: ViLaSR's training reward: float32, ``|ŷ − y| / (|y| + 1e-8)``, strict ``<``;
+      any finite truth, 0 and negatives included. The result is the float32 mean.
+    - ``"vsi"``: VSI-Bench's official scorer: float64, ``<=`` against ``1 - linspace(.5, .95,
+      10)``; the truth must be > 0.
     """
+    convention = check_choice("convention", convention, MRA_CONVENTIONS)
+    if convention == "vilasr":
+        y32 = np.asarray(_checked_truth(truth, positive=False), dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p32 = np.asarray(pred, dtype=np.float64).astype(np.float32)
+            error = np.abs(p32 - y32) / (np.abs(y32) + np.float32(1e-8))
+            passed = (error[..., None] < _VILASR_TOLERANCES).sum(axis=-1, dtype=np.float32)
+        hits = passed / np.float32(len(_VILASR_TOLERANCES))
+        return _as_output(hits.astype(np.float64), pred, truth)
     y = _checked_truth(truth, positive=True)
     p = np.asarray(pred, dtype=float)
     with np.errstate(over="ignore", invalid="ignore"):
         error = np.abs(p - y) / y
-    # Thresholds with error < tolerance: those after the last tolerance <= error (NaN: none).
-    passed = len(_MRA_TOLERANCES) - np.searchsorted(_MRA_TOLERANCES, error, side="right")
-    hits = passed / len(_MRA_TOLERANCES)
+    if convention == "vsi":
+        hits = (error[..., None] <= _VSI_TOLERANCES).mean(axis=-1)
+    else:
+        # Thresholds with error < tolerance: those after the last tolerance <= error (NaN: none).
+        passed = len(_MRA_TOLERANCES) - np.searchsorted(_MRA_TOLERANCES, error, side="right")
+        hits = passed / len(_MRA_TOLERANCES)
     return _as_output(np.where(np.isfinite(p), hits, 0.0), pred, truth)
 
 
@@ -163,15 +192,18 @@ def accuracy(
     options: Sequence[str] = (),
     numeric: str = "mra",
     k: float = 1.0,
+    mra_convention: str = "drawenv",
 ) -> float:
     """Accuracy of one extracted answer, in [0, 1]; ``None`` or unparseable answers score 0.
 
     ``multiple_choice``: the normalised letter equals the truth's. ``text``: :func:`exact_match`.
-    ``numeric`` / ``count``: :func:`mra` (``numeric="mra"``; truth 0 needs an exact 0) or
-    :func:`snra` with sharpness ``k`` (``numeric="snra"``; absolute error when truth is 0).
+    ``numeric`` / ``count``: :func:`mra` under ``mra_convention`` (``numeric="mra"``; truth 0
+    needs an exact 0, except under ``"vilasr"``, which divides by ``|y| + 1e-8``) or :func:`snra`
+    with sharpness ``k`` (``numeric="snra"``; absolute error when truth is 0).
     """
     check_choice("answer_type", answer_type, ANSWER_TYPES)
     check_choice("numeric", numeric, NUMERIC_METRICS)
+    check_choice("mra_convention", mra_convention, MRA_CONVENTIONS)
     if answer is None:
         return 0.0
     if not isinstance(answer, str):
@@ -192,7 +224,9 @@ def accuracy(
         return 0.0
     if numeric == "snra":
         return float(snra(p, y, k, relative=y != 0))
-    return float(p == 0.0) if y == 0 else float(mra(p, y))
+    if y == 0 and mra_convention != "vilasr":
+        return float(p == 0.0)
+    return float(mra(p, y, mra_convention))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,6 +286,7 @@ def detection_score(
 
 __all__ = [
     "DETECTION_MODES",
+    "MRA_CONVENTIONS",
     "NUMERIC_METRICS",
     "SCHEDULE_KINDS",
     "SharpnessSchedule",
