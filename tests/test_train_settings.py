@@ -351,3 +351,78 @@ def test_sft_lr_schedule_and_optimizer(tmp_path):
         ]
         == 4
     )
+
+
+# -- reflective rejection sampling --------------------------------------------------------------
+
+
+def reflect(assets: Path, stoppy: Path, out: Path, **overrides) -> list[dict]:
+    """Run ``drawenv train reflect``'s stage on the varying-length model; its samples.jsonl."""
+    from agents.train.config import ReflectConfig
+    from agents.train.reflect import run_reflect
+
+    settings = {
+        "model": str(stoppy),
+        "task": str(assets / "tasks.jsonl"),
+        "output_dir": str(out),
+        "tasks": 2,
+        "k": 4,
+        "batch_size": 8,
+        "max_new_tokens": 12,
+        "max_turns": 2,
+        "max_tokens": 1024,
+        "seed": 5,
+        "device": "cpu",
+        "dtype": "float32",
+        "log_samples": True,
+    }
+    run_reflect(ReflectConfig(**(settings | overrides)))
+    return read_metrics(out / "samples.jsonl")
+
+
+def test_reflect_samples_follow_seed_and_turn_budgets(assets, stoppy, tmp_path):
+    free = reflect(assets, stoppy, tmp_path / "free")
+    assert [(s["task"], s["sample"]) for s in free] == [(i, j) for i in (0, 1) for j in range(4)]
+    assert [s["seed"] for s in free] == [5] * 4 + [6] * 4  # task i: seed + i
+    longest = max(max(s["turn_tokens"]) for s in free)
+    assert longest > 5  # so the budget below cuts turns
+    short = reflect(assets, stoppy, tmp_path / "short", max_new_tokens=5, max_turns=1)
+    assert {len(s["turn_tokens"]) for s in short} == {1}
+    assert max(s["turn_tokens"][0] for s in short) == 5
+
+
+def test_reflect_episode_token_budget(assets, stoppy, tmp_path):
+    free = reflect(assets, stoppy, tmp_path / "free", max_tokens=1024)
+    assert "max_tokens" not in {s["termination"] for s in free}
+    # The prompt (system text, one 56x56 image, question) alone is a few hundred tokens: a budget
+    # just above it leaves room for a few tokens of the first turn only.
+    capped = reflect(assets, stoppy, tmp_path / "capped", max_tokens=_prompt_tokens(assets) + 3)
+    assert "max_tokens" in {s["termination"] for s in capped}
+    assert max(sum(s["turn_tokens"]) for s in capped) <= 3
+
+
+@pytest.mark.parametrize("overrides", [{"temperature": 1e-4}, {"top_p": 1e-6}])
+def test_reflect_near_greedy_sampling_makes_a_tasks_samples_identical(
+    assets, stoppy, tmp_path, overrides
+):
+    def distinct(samples: list[dict], task: int) -> int:
+        return len({tuple(s["turn_tokens"]) for s in samples if s["task"] == task})
+
+    free = reflect(assets, stoppy, tmp_path / "free")
+    sharp = reflect(assets, stoppy, tmp_path / "sharp", **overrides)
+    assert max(distinct(free, t) for t in (0, 1)) > 1
+    assert [distinct(sharp, t) for t in (0, 1)] == [1, 1]
+
+
+def _prompt_tokens(assets: Path) -> int:
+    """Tokens of the longest task prompt as the policy builds it, before the model writes."""
+    from agents.vlm.rollout import policy_env
+
+    policy = _policy(assets / "tiny")
+    env = policy_env(policy, task=str(assets / "tasks.jsonl"), max_turns=1)
+    lengths = []
+    for index in (0, 1):
+        obs, info = env.reset(seed=5 + index, options={"index": index})
+        segment = policy.prompt_segment(info["system_prompt"], obs["text"], obs["images"])
+        lengths.append(len(segment.ids))
+    return max(lengths)

@@ -533,6 +533,11 @@ class ReflectConfig(RolloutConfig, ModelConfig):
     tasks: int = setting(100, "Tasks to sample (task i: seed + i, item i of a finite source).")
     k: int = setting(8, "Trajectories sampled per task.")
     batch_size: int = setting(32, "Episodes per batched rollout.")
+    log_samples: bool = setting(
+        False,
+        "Also write one line per sampled trajectory (task, sample, seed, reward, tokens of each "
+        "turn, termination, prediction, the filters' verdict) to samples.jsonl.",
+    )
 
     def __post_init__(self) -> None:
         ModelConfig.__post_init__(self)

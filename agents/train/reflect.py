@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,12 +57,43 @@ def verdict(trajectory: Trajectory) -> tuple[bool, bool, bool]:
     return correct, format_ok, is_reflective({"turns": trajectory.turns})
 
 
+def turn_tokens(trajectory: Trajectory) -> list[int]:
+    """Tokens the model wrote in each of its turns (the runs of ``trajectory.mask``)."""
+    mask = trajectory.mask.tolist()
+    runs: list[int] = []
+    for previous, current in zip([0, *mask], mask):
+        if current and not previous:
+            runs.append(0)
+        if current:
+            runs[-1] += 1
+    return runs
+
+
+def sample_line(trajectory: Trajectory, task: int, sample: int) -> dict[str, Any]:
+    """What one sampled trajectory earned and cost, and the filters' verdict on it."""
+    correct, format_ok, reflective = verdict(trajectory)
+    return {
+        "task": task,
+        "sample": sample,
+        "seed": trajectory.seed,
+        "reward": float(trajectory.reward),
+        "turn_tokens": turn_tokens(trajectory),
+        "termination": trajectory.termination,
+        "prediction": trajectory.prediction,
+        "correct": correct,
+        "format_valid": format_ok,
+        "reflective": reflective,
+        "kept": correct and format_ok and reflective,
+    }
+
+
 def reflective_rejection_sampling(
     policy: VLMPolicy,
     *,
     out: str | Path = "reflect.jsonl",
     tasks: int = 100,
     k: int = 8,
+    log_samples: bool = False,
     **sampling: Any,
 ) -> tuple[Path, ReflectStats]:
     """Sample ``k`` trajectories of each of ``tasks`` tasks and write the kept ones to ``out``.
@@ -69,7 +101,8 @@ def reflective_rejection_sampling(
     Task ``i`` is played by ``k`` envs reset with seed ``seed + i`` (and item ``i`` of a finite
     source), several tasks per batched rollout; ``sampling`` holds the task, seed, settings,
     batch size, token budget and env arguments of :func:`agents.vlm.evaluate.sample_tasks`.
-    Returns the JSONL path and the filter counts.
+    With ``log_samples``, every sampled trajectory also gets a line of :func:`sample_line` in
+    ``samples.jsonl`` beside ``out``. Returns the JSONL path and the filter counts.
     """
     from agents.vlm.evaluate import sample_tasks, to_record
 
@@ -77,14 +110,21 @@ def reflective_rejection_sampling(
     image_dir = out.parent / f"{out.stem}_images"
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = ReflectStats()
-    with open(out, "w", encoding="utf-8") as file:
+    with ExitStack() as files:
+        file = files.enter_context(open(out, "w", encoding="utf-8"))
+        log = None
+        if log_samples:
+            log = files.enter_context(open(out.parent / "samples.jsonl", "w", encoding="utf-8"))
         for env, i, j, trajectory in sample_tasks(policy, tasks=tasks, k=k, **sampling):
             correct, format_ok, reflective = verdict(trajectory)
             stats.sampled += 1
             stats.correct += correct
             stats.format_valid += correct and format_ok
             stats.reflective += correct and format_ok and reflective
-            if not (correct and format_ok and reflective):
+            kept = correct and format_ok and reflective
+            if log is not None:
+                log.write(json.dumps(sample_line(trajectory, i, j)) + "\n")
+            if not kept:
                 continue
             record = to_record(trajectory, env, episode=stats.kept, image_dir=image_dir)
             line = sft_line(record, task=i, sample=j)
@@ -114,6 +154,7 @@ def run_reflect(config: ReflectConfig) -> tuple[Path, ReflectStats]:
             seed=config.seed,
             batch_size=config.batch_size,
             max_tokens=config.max_tokens,
+            log_samples=config.log_samples,
             **config.env_kwargs(),
         )
     print(f"reflective rejection sampling: {stats}")
@@ -135,6 +176,8 @@ __all__ = [
     "main",
     "reflective_rejection_sampling",
     "run_reflect",
+    "sample_line",
+    "turn_tokens",
     "verdict",
 ]
 
