@@ -11,6 +11,7 @@ from typing import Any
 from agents.evaluate import evaluate, evaluate_suites, report
 from agents.scripted import AGENTS, make_agent
 from drawenv.errors import DrawEnvError, check_choice, invalid_argument
+from drawenv.rewards.scores import MRA_CONVENTIONS
 from drawenv.tasks import SUITES
 
 DEMO_EPISODES = 30  # per agent and suite: the demo takes about two minutes on 2 CPU cores
@@ -79,6 +80,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         args.n = jsonl_episodes(args.task, args.n)
     out = Path(args.out) if args.out else None
     env_kwargs = {"protocol": args.protocol, "difficulty": args.difficulty}
+    if check_choice("--mra", args.mra, MRA_CONVENTIONS) != "drawenv":
+        env_kwargs["reward_kwargs"] = {"mra": args.mra}  # the default preset, vilasr, takes it
     if args.max_pixels is not None:
         env_kwargs["max_pixels"] = args.max_pixels
     if args.max_turns is not None:
@@ -246,6 +249,12 @@ def _add_eval(commands: Any) -> None:
     p.add_argument("-n", type=int, default=20, help="episodes per suite (default 20)")
     p.add_argument("--out", help="write results.jsonl, images and index.html here")
     p.add_argument("--max-turns", type=int, help="model turns per episode (default: the suite's)")
+    p.add_argument(
+        "--mra",
+        default="drawenv",
+        help="MRA convention of numeric accuracy: drawenv, vilasr (ViLaSR's training reward) or "
+        "vsi (VSI-Bench's scorer) (default drawenv; docs/rewards.md)",
+    )
     _add_env_options(p)
     vlm = p.add_argument_group("with --agent vlm")
     vlm.add_argument("--model", help="a local model folder (nothing downloads)")

@@ -15,6 +15,7 @@ from typing import Any
 
 from drawenv.errors import check_choice, check_keys, check_number, invalid_argument
 from drawenv.rewards.scores import (
+    MRA_CONVENTIONS,
     SCHEDULE_KINDS,
     SharpnessSchedule,
     accuracy,
@@ -71,7 +72,9 @@ class Episode:
 RewardFn = Callable[[Episode], tuple[float, dict[str, float]]]
 
 
-def _episode_accuracy(episode: Episode, numeric: str = "mra", k: float = 1.0) -> float:
+def _episode_accuracy(
+    episode: Episode, numeric: str = "mra", k: float = 1.0, mra: str = "drawenv"
+) -> float:
     if not episode.answered:
         return 0.0
     return accuracy(
@@ -81,6 +84,7 @@ def _episode_accuracy(episode: Episode, numeric: str = "mra", k: float = 1.0) ->
         options=episode.options,
         numeric=numeric,
         k=k,
+        mra_convention=mra,
     )
 
 
@@ -96,9 +100,14 @@ def _finish(
 class VilasrReward:
     """``vilasr``: ``0.5·acc + 0.5·format`` if acc > 0 else 0 (ViLaSR's released reward)."""
 
+    mra: str = "drawenv"  # MRA convention of numeric and count accuracy (MRA_CONVENTIONS)
+
+    def __post_init__(self) -> None:
+        check_choice("mra", self.mra, MRA_CONVENTIONS)
+
     def __call__(self, episode: Episode) -> tuple[float, dict[str, float]]:
         """Reward and named terms of one finished episode."""
-        acc = _episode_accuracy(episode)
+        acc = _episode_accuracy(episode, mra=self.mra)
         fmt = float(episode.format_ok)
         gate = float(acc > 0)
         reward = gate * (0.5 * acc + 0.5 * fmt)
@@ -110,10 +119,14 @@ class VilasrPaperReward:
     """``vilasr_paper``: ``1[acc > beta] · (acc + format)``, range [0, 2] (the paper's form)."""
 
     beta: float = 0.0  # accuracy must exceed this for any reward
+    mra: str = "drawenv"  # MRA convention of numeric and count accuracy (MRA_CONVENTIONS)
+
+    def __post_init__(self) -> None:
+        check_choice("mra", self.mra, MRA_CONVENTIONS)
 
     def __call__(self, episode: Episode) -> tuple[float, dict[str, float]]:
         """Reward and named terms of one finished episode."""
-        acc = _episode_accuracy(episode)
+        acc = _episode_accuracy(episode, mra=self.mra)
         fmt = float(episode.format_ok)
         gate = float(acc > self.beta)
         return _finish(episode, gate * (acc + fmt), {"accuracy": acc, "format": fmt, "gate": gate})
@@ -141,9 +154,14 @@ class SRRealReward:
     """``sr_real``: ``0.8·acc + 0.2·format``, or ``0.8·acc + 0.1·format + 0.1·detection`` when
     the episode has ground-truth objects (2D detection on image 1)."""
 
+    mra: str = "drawenv"  # MRA convention of numeric and count accuracy (MRA_CONVENTIONS)
+
+    def __post_init__(self) -> None:
+        check_choice("mra", self.mra, MRA_CONVENTIONS)
+
     def __call__(self, episode: Episode) -> tuple[float, dict[str, float]]:
         """Reward and named terms of one finished episode."""
-        acc = _episode_accuracy(episode)
+        acc = _episode_accuracy(episode, mra=self.mra)
         fmt = float(episode.format_ok)
         if not episode.objects:
             return _finish(
@@ -173,10 +191,10 @@ REWARD_PRESETS: dict[str, type] = {
 """Preset name -> class."""
 
 REWARD_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "vilasr": (),
-    "vilasr_paper": ("beta",),
+    "vilasr": ("mra",),
+    "vilasr_paper": ("beta", "mra"),
     "snra": ("k_min", "k_max", "schedule", "steepness"),
-    "sr_real": (),
+    "sr_real": ("mra",),
 }
 """Preset name -> the keywords :func:`get_reward` accepts for it."""
 
