@@ -267,5 +267,6 @@ def _render(rng: np.random.Generator, shapes: list[Shape]) -> np.ndarray:
     for shape in shapes:
         rim = tuple(int(0.62 * v) for v in shape.rgb)
         painter.polygon(shape.points, fill=shape.rgb, outline=rim, width=1.3)
-    noisy = painter.result().astype(np.float32) + rng.normal(0, 2.0, size=(SIZE, SIZE, 3))
-    return np.clip(noisy, 0, 255).astype(np.uint8)
+    noisy = rng.normal(0, 2.0, size=(SIZE, SIZE, 3))
+    noisy += painter.result()
+    return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)

