@@ -68,8 +68,62 @@ def cmd_demo(args: argparse.Namespace) -> None:
     )
 
 
+def check_player(args: argparse.Namespace) -> None:
+    """``eval`` plays ``--agent NAME`` or a served model (``--api-base URL --model NAME``)."""
+    if args.api_base is None:
+        if args.agent is None:
+            raise DrawEnvError(
+                f"`drawenv eval` needs `--agent` (one of {', '.join([*AGENTS, 'vlm'])}) or a "
+                "served model, e.g. `--api-base http://127.0.0.1:8000/v1 --model NAME`."
+            )
+        check_choice("--agent", args.agent, [*AGENTS, "vlm"])
+        return
+    if args.agent is not None:
+        raise DrawEnvError(
+            f"`--api-base` plays the served `--model`; leave out `--agent {args.agent}`."
+        )
+    if not args.model:
+        raise DrawEnvError(
+            "`--api-base` needs `--model NAME`, a model the server serves, e.g. "
+            "`--api-base http://127.0.0.1:8000/v1 --model Qwen/Qwen2.5-VL-3B-Instruct`."
+        )
+    check_counts(args, concurrency="--concurrency", max_tokens="--max-tokens")
+    if not args.retries >= 0:
+        raise invalid_argument("--retries", args.retries, "an integer >= 0", "e.g. `--retries 4`.")
+    if not args.timeout > 0:
+        raise invalid_argument("--timeout", args.timeout, "seconds > 0", "e.g. `--timeout 120`.")
+    check_choice("--image-format", args.image_format, ["png", "jpeg"])
+    if args.temperature is not None and not args.temperature >= 0:
+        raise DrawEnvError(
+            f"`--temperature` must be >= 0 (0 is greedy), got {args.temperature}, e.g. "
+            "`--temperature 0.7`."
+        )
+
+
+def eval_served(args: argparse.Namespace, suites: list[str], out: Path | None, **env_kwargs):
+    """``drawenv eval --api-base URL --model NAME``: episodes against a chat-completions server."""
+    from agents.served import run_served_eval
+
+    run_served_eval(
+        args.api_base,
+        args.model,
+        suites=suites,
+        episodes=args.n,
+        seed=args.seed,
+        out=out,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        retries=args.retries,
+        max_tokens=args.max_tokens,
+        temperature=0.0 if args.temperature is None else args.temperature,
+        image_format=args.image_format,
+        coords=args.coords or "pixel",
+        **env_kwargs,
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
-    check_choice("--agent", args.agent, [*AGENTS, "vlm"])
+    check_player(args)
     check_counts(args, n="-n", k="--k", batch_size="--batch-size", max_turns="--max-turns")
     check_counts(args, max_pixels="--max-pixels")
     suites = list(SUITES) if args.task == "all" else [args.task]
@@ -86,6 +140,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
         env_kwargs["max_pixels"] = args.max_pixels
     if args.max_turns is not None:
         env_kwargs["max_turns"] = args.max_turns
+    if args.api_base is not None:
+        eval_served(args, suites, out, **env_kwargs)
+        return
     if args.agent != "vlm":
         env_kwargs["coords"] = args.coords or "pixel"
         run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
@@ -242,7 +299,9 @@ def _add_demo(commands: Any) -> None:
 
 def _add_eval(commands: Any) -> None:
     p = commands.add_parser("eval", help="evaluate one agent (or a local VLM) on a suite")
-    p.add_argument("--agent", required=True, help=f"one of {', '.join(AGENTS)}, vlm")
+    p.add_argument(
+        "--agent", help=f"one of {', '.join(AGENTS)}, vlm (or a served model: --api-base)"
+    )
     p.add_argument(
         "--task", default="all", help=f"a suite ({', '.join(SUITES)}), mixed, all, or a .jsonl file"
     )
@@ -257,7 +316,10 @@ def _add_eval(commands: Any) -> None:
     )
     _add_env_options(p)
     vlm = p.add_argument_group("with --agent vlm")
-    vlm.add_argument("--model", help="a local model folder (nothing downloads)")
+    vlm.add_argument(
+        "--model",
+        help="a local model folder (nothing downloads); with --api-base the served model's name",
+    )
     vlm.add_argument("--k", type=int, default=1, help="samples per task, pass@k (default 1)")
     vlm.add_argument(
         "--temperature",
@@ -271,6 +333,31 @@ def _add_eval(commands: Any) -> None:
     )
     vlm.add_argument(
         "--batch-size", type=int, default=32, help="episodes per rollout batch (default 32)"
+    )
+    served = p.add_argument_group("a served model: --api-base URL --model NAME")
+    served.add_argument(
+        "--api-base",
+        help="API root of an OpenAI-compatible chat-completions server, e.g. "
+        "http://127.0.0.1:8000/v1 (key: the OPENAI_API_KEY variable)",
+    )
+    served.add_argument(
+        "--concurrency", type=int, default=8, help="requests in flight at once (default 8)"
+    )
+    served.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds per request (default 120)"
+    )
+    served.add_argument(
+        "--retries",
+        type=int,
+        default=4,
+        help="retries after 408/429/5xx, timeouts and connection errors, with exponential "
+        "backoff from 1 s (default 4)",
+    )
+    served.add_argument(
+        "--max-tokens", type=int, default=1024, help="most tokens per model turn (default 1024)"
+    )
+    served.add_argument(
+        "--image-format", default="png", help="png or jpeg: how images are sent (default png)"
     )
     p.set_defaults(run=cmd_eval)
 
