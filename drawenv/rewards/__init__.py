@@ -4,6 +4,7 @@
 - :mod:`drawenv.rewards.scores`: exact match, MRA, SNRA and its schedule, accuracy, detection.
 - :mod:`drawenv.rewards.presets`: the :class:`Episode` the env scores, the presets and
   :func:`get_reward`.
+- :mod:`drawenv.rewards.vilasr`: ViLaSR's released reward rule for rule (``vilasr_exact``).
 - :mod:`drawenv.rewards.trl`: wrappers for TRL's ``GRPOTrainer``.
 
 Everything is a pure function of its arguments (or a small picklable class holding a few
@@ -23,6 +24,7 @@ from drawenv.rewards.presets import (
     RewardFn,
     SNRAPresetReward,
     SRRealReward,
+    VilasrExactReward,
     VilasrPaperReward,
     VilasrReward,
     get_reward,
@@ -41,6 +43,13 @@ from drawenv.rewards.scores import (
     snra,
 )
 from drawenv.rewards.trl import TRLFormatReward, TRLSNRAReward, trl_accuracy_reward
+from drawenv.rewards.vilasr import (
+    VILASR_QUESTION_TYPES,
+    vilasr_accuracy,
+    vilasr_answer,
+    vilasr_format,
+    vilasr_number,
+)
 
 __all__ = [
     "ANSWER_TYPES",
@@ -51,6 +60,7 @@ __all__ = [
     "REWARD_PRESETS",
     "SCHEDULE_KINDS",
     "TERMINATIONS",
+    "VILASR_QUESTION_TYPES",
     "Episode",
     "RewardFn",
     "SNRAPresetReward",
@@ -58,6 +68,7 @@ __all__ = [
     "SharpnessSchedule",
     "TRLFormatReward",
     "TRLSNRAReward",
+    "VilasrExactReward",
     "VilasrPaperReward",
     "VilasrReward",
     "accuracy",
@@ -72,4 +83,8 @@ __all__ = [
     "parse_number",
     "snra",
     "trl_accuracy_reward",
+    "vilasr_accuracy",
+    "vilasr_answer",
+    "vilasr_format",
+    "vilasr_number",
 ]

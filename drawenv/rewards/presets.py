@@ -22,6 +22,7 @@ from drawenv.rewards.scores import (
     box_centre,
     detection_score,
 )
+from drawenv.rewards.vilasr import VilasrExactReward
 from drawenv.tasks.record import ANSWER_TYPES
 from drawenv.termination import TERMINATIONS
 
@@ -187,6 +188,7 @@ REWARD_PRESETS: dict[str, type] = {
     "vilasr_paper": VilasrPaperReward,
     "snra": SNRAPresetReward,
     "sr_real": SRRealReward,
+    "vilasr_exact": VilasrExactReward,
 }
 """Preset name -> class."""
 
@@ -195,6 +197,7 @@ REWARD_PARAMETERS: dict[str, tuple[str, ...]] = {
     "vilasr_paper": ("beta", "mra"),
     "snra": ("k_min", "k_max", "schedule", "steepness"),
     "sr_real": ("mra",),
+    "vilasr_exact": (),
 }
 """Preset name -> the keywords :func:`get_reward` accepts for it."""
 
@@ -257,6 +260,7 @@ __all__ = [
     "RewardFn",
     "SNRAPresetReward",
     "SRRealReward",
+    "VilasrExactReward",
     "VilasrPaperReward",
     "VilasrReward",
     "get_reward",
