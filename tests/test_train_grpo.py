@@ -161,6 +161,16 @@ def test_one_step_changes_the_parameters_and_logs_every_metric(assets, one_step)
     assert (one_step / "config.toml").is_file()
 
 
+def test_the_step_time_is_split_into_its_phases(one_step):
+    (record,) = read_metrics(one_step / "metrics.jsonl")
+    rollout = [record[f"time/{phase}"] for phase in ("render", "prefill", "decode", "env")]
+    assert all(seconds > 0 for seconds in rollout)
+    # The phases are disjoint parts of the step: they add up to no more than what holds them.
+    assert sum(rollout) <= record["train/rollout_time"]
+    assert sum(rollout) + record["time/optimise"] <= record["train/step_time"]
+    assert record["time/optimise"] > 0
+
+
 def test_first_epoch_ratio_is_exactly_one(one_step):
     (record,) = read_metrics(one_step / "metrics.jsonl")
     assert record["loss/ratio_mean_epoch1"] == 1.0

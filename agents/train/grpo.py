@@ -87,7 +87,7 @@ from agents.train.optim import (
     make_optimizer,
     make_scheduler,
 )
-from agents.vlm.device import autocast
+from agents.vlm.device import PhaseTimes, autocast
 from agents.vlm.policy import VLMPolicy, sampling_probs
 from agents.vlm.rollout import Trajectory, policy_env, rollout
 from drawenv.env import DrawSpatialEnv
@@ -356,10 +356,12 @@ def collect_rollouts(
     prompts: Sequence[tuple[int, int]],
     ranks: Ranks,
     step: int,
+    times: PhaseTimes | None = None,
 ) -> list[Trajectory]:
     """Step 3: this rank's share of ``prompts``, each expanded once into its group of
     ``group_size`` episodes (same task index and reset seed, own sampling seed), played in
-    chunks of ``rollout_prompts`` groups (bf16 logits depend on the batch shape)."""
+    chunks of ``rollout_prompts`` groups (bf16 logits depend on the batch shape); ``times``
+    gets the seconds of each rollout phase."""
     group = config.group_size
     mine = ranks.share(list(prompts))
     seeds = [seed for _, seed in mine for _ in range(group)]
@@ -384,6 +386,7 @@ def collect_rollouts(
                 seed=seeds[part],
                 options=options[part],
                 max_tokens=config.max_tokens,
+                times=times,
             )
     return trajectories
 
@@ -454,19 +457,21 @@ def train_grpo(
         if config.log_rollouts:
             rollout_log = MetricsLogger(output_dir, keep_before=keep, name="rollouts.jsonl")
     for step in range(first_step, config.steps):
-        started = time.perf_counter()
+        started, times = time.perf_counter(), PhaseTimes()
         # 3. rollouts: the same prompt list on every rank, each playing its own share
         prompts = sample_prompts(sampler, envs[0].source, config.prompts_per_step)
-        trajectories = collect_rollouts(config, models, envs, prompts, ranks, step)
+        trajectories = collect_rollouts(config, models, envs, prompts, ranks, step, times)
         rollout_time = time.perf_counter() - started
         # 4. advantages over the whole batch, in global prompt order, then optimisation
         rewards = all_gather_list([t.reward for t in trajectories], ranks)
         all_advantages = config_advantages(config, rewards)
         advantages = ranks.share(all_advantages)
-        metrics = optimise(config, models, trajectories, advantages, ranks)
+        with times.phase("optimise", ranks.device):
+            metrics = optimise(config, models, trajectories, advantages, ranks)
         # 5. bookkeeping
         summaries = all_gather_list([episode_summary(t) for t in trajectories], ranks)
         metrics |= step_metrics(config, summaries, all_advantages, started, rollout_time, step)
+        metrics |= {f"time/{phase}": seconds for phase, seconds in times.seconds.items()}
         done = step + 1
         if rollout_log is not None:
             for record in rollout_records(

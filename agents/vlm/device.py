@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Iterator
 
 import torch
 
@@ -25,4 +27,23 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
-__all__ = ["DTYPES", "autocast", "resolve_device"]
+class PhaseTimes:
+    """Wall seconds spent in named phases (e.g. ``render``, ``prefill``, ``decode``, ``env``),
+    summed over calls. On CUDA the device is synchronised as a phase ends, so the work it
+    queued counts in that phase, not the next one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str, device: torch.device | None = None) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if device is not None and device.type == "cuda":
+                torch.cuda.synchronize(device)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+__all__ = ["DTYPES", "PhaseTimes", "autocast", "resolve_device"]

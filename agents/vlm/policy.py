@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.vlm.device import DTYPES
+from agents.vlm.device import DTYPES, PhaseTimes
 
 NORM1000_MODELS = ("qwen2_vl", "qwen3_vl", "qwen3_vl_moe")
 """Model types that write 0..1000 relative coordinates (the env's ``coords="norm1000"``)."""
@@ -559,6 +559,7 @@ class VLMPolicy:
         settings: GenerationSettings | None = None,
         cache: TurnCache | None = None,
         read_every: int | None = None,
+        times: PhaseTimes | None = None,
     ) -> list[TurnOutput]:
         """Write the next turn of every sequence in one batched call.
 
@@ -572,7 +573,9 @@ class VLMPolicy:
         :data:`READ_EVERY`, or 1 when a subclass overrides :meth:`choose_tokens`, whose own
         state, e.g. a generator of its own, must see exactly the steps a token-by-token loop
         makes). Stop strings are checked at those reads, token by token, with the same outcome.
+        ``times`` gets the seconds of the ``prefill`` and ``decode`` phases added.
         """
+        times = times or PhaseTimes()
         settings = settings or self.settings
         if read_every is None:
             read_every = 1 if self._custom_choice() else READ_EVERY
@@ -583,64 +586,68 @@ class VLMPolicy:
         if sliding and cache is not None:
             cache.clear()  # a sliding window forgets keys: such models prefill whole every turn
             cache = None
-        if cache is not None and len(cache):
-            logits, past, attention_mask, start, padded = self._extend(sequences, cache)
-        else:
-            logits, past, attention_mask, start, padded = self._prefill(sequences)
-        prefilled = attention_mask.shape[1]
-        stop_ids = torch.tensor(self.stop_token_ids, device=self.device, dtype=torch.long)
-        turn = _Turn(self, sequences, settings, stop_ids)
-        written = GeneratedTokens(turn)
-        episodes = [s.episode for s in sequences]
-        turns = [s.turn for s in sequences]
-        choose = self.choose_tokens if self._custom_choice() else _default_choice
-        next_position, fed, states = start, 0, {}
-        while True:
-            step = turn.chosen
-            scores = self._scores(logits, settings.temperature)
-            sample_scores = scores
-            if step < settings.min_new_tokens and len(stop_ids):
-                sample_scores = scores.index_fill(-1, stop_ids, float("-inf"))
-            states[step] = generator.get_state()
-            tokens = choose(
-                sample_scores,
-                generator=generator,
-                settings=settings,
-                episodes=episodes,
-                turns=turns,
-                generated=written,
-            )
-            if turn.finished:  # the hook read the tokens back: every row had already ended
-                break
-            turn.record(tokens, scores.gather(-1, tokens[:, None]).squeeze(-1))
-            if turn.chosen == turn.steps or turn.chosen % read_every == 0:
-                if turn.sync():
+        with times.phase("prefill", self.device):
+            if cache is not None and len(cache):
+                logits, past, attention_mask, start, padded = self._extend(sequences, cache)
+            else:
+                logits, past, attention_mask, start, padded = self._prefill(sequences)
+        with times.phase("decode", self.device):
+            prefilled = attention_mask.shape[1]
+            stop_ids = torch.tensor(self.stop_token_ids, device=self.device, dtype=torch.long)
+            turn = _Turn(self, sequences, settings, stop_ids)
+            written = GeneratedTokens(turn)
+            episodes = [s.episode for s in sequences]
+            turns = [s.turn for s in sequences]
+            choose = self.choose_tokens if self._custom_choice() else _default_choice
+            next_position, fed, states = start, 0, {}
+            while True:
+                step = turn.chosen
+                scores = self._scores(logits, settings.temperature)
+                sample_scores = scores
+                if step < settings.min_new_tokens and len(stop_ids):
+                    sample_scores = scores.index_fill(-1, stop_ids, float("-inf"))
+                states[step] = generator.get_state()
+                tokens = choose(
+                    sample_scores,
+                    generator=generator,
+                    settings=settings,
+                    episodes=episodes,
+                    turns=turns,
+                    generated=written,
+                )
+                if turn.finished:  # the hook read the tokens back: every row had already ended
                     break
-                states.clear()  # a row goes on: the turn ends at a later step
-            feed = torch.where(turn.done, self.pad_token_id, tokens)[:, None]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(feed), 1)], 1)
-            out = self.model(
-                input_ids=feed,
-                attention_mask=_decode_mask(attention_mask, padded, sliding),
-                position_ids=next_position,
-                use_cache=True,
-                **{_cache_argument(self.model): past},
-            )
-            logits = out.logits[:, -1]
-            next_position = next_position + 1
-            fed += 1
-        # Steps past the one where the last row ended were the reads' lag: rewind the
-        # generator to where a token-by-token loop leaves it, and drop what they fed.
-        last = max(len(ids) for ids in turn.generated)
-        if last in states:
-            generator.set_state(states[last])
-        if cache is not None:
-            extra = fed - (last - 1)
-            if extra:
-                past.crop(-extra)
-                attention_mask = attention_mask[:, :-extra]
-            cache.keep(sequences, turn, past, attention_mask, prefilled, start, padded)
-        return turn.outputs(last)
+                turn.record(tokens, scores.gather(-1, tokens[:, None]).squeeze(-1))
+                if turn.chosen == turn.steps or turn.chosen % read_every == 0:
+                    if turn.sync():
+                        break
+                    states.clear()  # a row goes on: the turn ends at a later step
+                feed = torch.where(turn.done, self.pad_token_id, tokens)[:, None]
+                attention_mask = torch.cat(
+                    [attention_mask, attention_mask.new_ones(len(feed), 1)], 1
+                )
+                out = self.model(
+                    input_ids=feed,
+                    attention_mask=_decode_mask(attention_mask, padded, sliding),
+                    position_ids=next_position,
+                    use_cache=True,
+                    **{_cache_argument(self.model): past},
+                )
+                logits = out.logits[:, -1]
+                next_position = next_position + 1
+                fed += 1
+            # Steps past the one where the last row ended were the reads' lag: rewind the
+            # generator to where a token-by-token loop leaves it, and drop what they fed.
+            last = max(len(ids) for ids in turn.generated)
+            if last in states:
+                generator.set_state(states[last])
+            if cache is not None:
+                extra = fed - (last - 1)
+                if extra:
+                    past.crop(-extra)
+                    attention_mask = attention_mask[:, :-extra]
+                cache.keep(sequences, turn, past, attention_mask, prefilled, start, padded)
+            return turn.outputs(last)
 
     def _custom_choice(self) -> bool:
         """Whether a subclass overrides :meth:`choose_tokens`."""

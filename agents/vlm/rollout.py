@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.vlm.device import PhaseTimes
 from agents.vlm.policy import GenerationSettings, TurnCache, TurnInput, VLMPolicy
 from drawenv.env import DrawSpatialEnv
 
@@ -281,6 +282,7 @@ def rollout(
     check: bool = True,
     reuse_cache: bool = True,
     read_every: int | None = None,
+    times: PhaseTimes | None = None,
 ) -> list[Trajectory]:
     """Play one episode in every env with ``policy``; returns the trajectories in env order.
 
@@ -299,7 +301,10 @@ def rollout(
         read_every: decoding steps between reads of the tokens back to the host (see
             :meth:`VLMPolicy.generate`; default :data:`~agents.vlm.policy.READ_EVERY`, or 1 for
             a policy that overrides ``choose_tokens``).
+        times: gets the seconds of each phase added: ``render`` (resets and first prompts),
+            ``prefill``, ``decode``, ``env`` (steps and observation turns).
     """
+    times = times or PhaseTimes()
     settings = settings or policy.settings
     adapter = _as_envs(envs)
     n = len(adapter)
@@ -314,10 +319,11 @@ def rollout(
     generator.manual_seed(first if sampling_seed is None else sampling_seed)
     cache = TurnCache() if reuse_cache else None
     try:
-        episodes = [
-            _start(policy, i, seeds[i], obs, info)
-            for i, (obs, info) in enumerate(adapter.reset(seeds, option_list))
-        ]
+        with times.phase("render"):
+            episodes = [
+                _start(policy, i, seeds[i], obs, info)
+                for i, (obs, info) in enumerate(adapter.reset(seeds, option_list))
+            ]
         budget = max_tokens if max_tokens is not None else float("inf")
         while True:
             active = [e for e in episodes if not e.done]
@@ -331,7 +337,12 @@ def rollout(
                 e.turn_input(int(min(settings.max_new_tokens, budget - len(e.ids)))) for e in active
             ]
             outputs = policy.generate(
-                inputs, generator=generator, settings=settings, cache=cache, read_every=read_every
+                inputs,
+                generator=generator,
+                settings=settings,
+                cache=cache,
+                read_every=read_every,
+                times=times,
             )
             actions = {}
             for episode, out in zip(active, outputs):
@@ -346,11 +357,11 @@ def rollout(
                     episode.finish("max_tokens")
                 else:
                     actions[episode.index] = out.text
-            results = adapter.step(actions) if actions else {}
-            for index, (obs, reward, terminated, truncated, info) in results.items():
-                _observe(
-                    policy, episodes[index], obs, reward, terminated or truncated, info, budget
-                )
+            with times.phase("env"):
+                results = adapter.step(actions) if actions else {}
+                for index, (obs, reward, terminated, truncated, info) in results.items():
+                    done = terminated or truncated
+                    _observe(policy, episodes[index], obs, reward, done, info, budget)
     finally:
         adapter.close()
         if cache is not None:
