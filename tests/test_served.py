@@ -1,0 +1,239 @@
+"""``drawenv eval --api-base URL --model NAME`` against real local chat-completions servers.
+
+Each server is a real process on 127.0.0.1 started here: ``tests/chat_server.py`` around the tiny
+random Qwen2.5-VL (``agents/vlm/testing.py``), steered to draw so that episodes run several turns
+with drawn images sent back. Nothing is mocked: the client talks HTTP to the process, which runs
+the model on the images it decoded from the requests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.cli import main
+from agents.served import ChatClient, evaluate_served
+from drawenv.actions import Box, Draw
+from drawenv.errors import DrawEnvError
+from drawenv.protocol import get_protocol
+from tests.test_viewer import chromium, dom_rows, dump_dom  # noqa: F401  (chromium: a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+SERVER = REPO / "tests" / "chat_server.py"
+
+FORMAT = get_protocol("vilasr").format
+DRAWS = [
+    FORMAT(Draw([Box(1, (10, 10, 60, 60), "a")], thought="mark it")),
+    FORMAT(Draw([Box(2, (20, 20, 80, 70), "b")], thought="again")),
+    FORMAT(Draw([Box(3, (5, 30, 50, 90), "c")], thought="once more")),
+]
+"""What the steered model writes on turns 1, 2, 3: each draws on the newest image."""
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    from agents.vlm.testing import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("served") / "tiny")
+
+
+class Server:
+    """A ``tests/chat_server.py`` process; ``url`` is its API root."""
+
+    def __init__(self, model: Path, *args: str):
+        command = [sys.executable, str(SERVER), "--model", str(model), "--port", "0", *args]
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        # A file, not a pipe: a pipe left unread could fill and block the server.
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by stop)
+        self.process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        line = _read_line(self.process, self.log, timeout=180)
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        self.url = line.split()[-1]
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=30) as response:
+            return json.load(response)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process.stdout.close()
+        self.log.close()
+
+
+def _read_line(process: subprocess.Popen, log: Any, timeout: float) -> str:
+    """The first stdout line of ``process``; fails with its log when it ends or stays silent."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))
+    reader.start()
+    reader.join(timeout)
+    if not lines or not lines[0]:
+        process.kill()
+        process.wait(timeout=30)
+        log.seek(0)
+        raise AssertionError(f"the server did not start: {log.read()[-3000:]}")
+    return lines[0].strip()
+
+
+@pytest.fixture
+def server(tiny_folder, request) -> Iterator[Server]:
+    """A server with the options of ``@pytest.mark.parametrize("server", [[...]], indirect)``."""
+    started = Server(tiny_folder, *getattr(request, "param", ()))
+    yield started
+    started.stop()
+
+
+def steering(*texts: str) -> list[str]:
+    return [arg for text in texts for arg in ("--write", text)]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+EVAL = ["eval", "--model", "tiny", "--task", "maze", "-n", "3", "--max-turns", "3"]
+"""The command the docs show, less ``--api-base`` and ``--out``."""
+
+
+@pytest.mark.parametrize("server", [[*steering(*DRAWS), "--delay", "0.2"]], indirect=True)
+def test_eval_plays_episodes_against_the_server(
+    server,
+    tiny_folder,
+    tmp_path,
+    capsys,
+    chromium,  # noqa: F811
+):
+    out = tmp_path / "run"
+    main([*EVAL, "--api-base", server.url, "--concurrency", "3", "--out", str(out)])
+    printed = capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["episode"] for r in records] == [0, 1, 2]
+    assert [r["seed"] for r in records] == [0, 1, 2]
+    stats = server.stats()
+    for r in records:
+        # The model wrote the steered drawings; each drew a new image the next turn was shown.
+        assert r["agent"] == "tiny"
+        assert [t["text"] for t in r["turns"]] == DRAWS
+        assert [t["new_images"] for t in r["turns"]] == [[2], [3], [4]]
+        assert r["termination"] == "max_turns"
+        assert r["n_operations"] == 3
+        assert [t["finish"] for t in r["turns"]] == ["stop"] * 3
+        # Usage per turn is what the server reported; the episode's usage is their sum.
+        turns = [t["usage"] for t in r["turns"]]
+        assert r["usage"] == {
+            "prompt_tokens": sum(u["prompt_tokens"] for u in turns),
+            "completion_tokens": sum(u["completion_tokens"] for u in turns),
+            "total_tokens": sum(u["prompt_tokens"] + u["completion_tokens"] for u in turns),
+            "requests": 3,
+        }
+        assert r["n_generated_tokens"] == r["usage"]["completion_tokens"]
+        # Each turn's prompt holds the whole chat so far: it grows turn by turn.
+        prompts = [u["prompt_tokens"] for u in turns]
+        assert prompts[0] < prompts[1] < prompts[2]
+    # Every request the server answered is one turn: 3 episodes x 3 turns, images 1 + 2 + 3 per
+    # episode (the chat is resent whole, the last turn's drawing is never shown), and the token
+    # counts the records hold are the ones it served.
+    assert stats["requests"] == 9
+    assert stats["failed"] == 0
+    assert stats["images"] == 3 * (1 + 2 + 3)
+    assert stats["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in records)
+    assert stats["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in records)
+    # Three episodes at once: their requests overlapped at the server.
+    assert stats["peak_in_flight"] >= 2
+    prompt, completion = stats["prompt_tokens"], stats["completion_tokens"]
+    assert f"tokens: 9 requests, {prompt} prompt + {completion} completion" in printed
+    # Same completion counts the tiny tokenizer gives the steered texts (+1 end token).
+    from agents.vlm.policy import load_processor
+
+    tokenizer = load_processor(tiny_folder).tokenizer
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1 for text in DRAWS]
+    assert [[t["usage"]["completion_tokens"] for t in r["turns"]] for r in records] == [lengths] * 3
+    # The viewer shows the three episodes, with their images, and no console errors.
+    dom, messages = dump_dom(chromium, tmp_path, (out / "index.html").as_uri())
+    assert messages == []
+    assert sorted(dom_rows(dom)) == [0, 1, 2]
+    assert (out / "images" / "ep2_img4.png").is_file()
+
+
+@pytest.mark.parametrize("server", [["--fail-first", "2", *steering(DRAWS[0])]], indirect=True)
+def test_503s_are_retried_with_backoff(server):
+    client = ChatClient(server.url, "tiny", retries=2, backoff=0.01)
+    (record,) = evaluate_served(client, task="maze", episodes=1, max_turns=1)
+    assert client.attempts == 3
+    assert server.stats()["requests"] == 3
+    assert server.stats()["failed"] == 2
+    assert record["turns"][0]["text"] == DRAWS[0]
+    assert record["usage"]["requests"] == 1
+
+
+@pytest.mark.parametrize("server", [["--fail-first", "5"]], indirect=True)
+def test_retries_run_out_with_a_clear_error(server):
+    client = ChatClient(server.url, "tiny", retries=1, backoff=0.01)
+    with pytest.raises(DrawEnvError, match=r"answered HTTP 503: overloaded.*raise `--retries`"):
+        evaluate_served(client, task="maze", episodes=1, max_turns=1)
+    assert server.stats()["requests"] == 2
+
+
+@pytest.mark.parametrize("server", [["--delay", "5"]], indirect=True)
+def test_a_slow_server_times_out(server):
+    client = ChatClient(server.url, "tiny", timeout=0.2, retries=1, backoff=0.01)
+    with pytest.raises(DrawEnvError, match=r"did not answer \(timed out; 2 attempts\).*--timeout"):
+        evaluate_served(client, task="maze", episodes=1, max_turns=1)
+
+
+def test_unknown_model_names_the_fix(server):
+    client = ChatClient(server.url, "not-served", retries=3, backoff=0.01)
+    with pytest.raises(DrawEnvError, match=r"HTTP 404.*`--model not-served`.*/models lists"):
+        evaluate_served(client, task="maze", episodes=1, max_turns=1)
+    assert server.stats()["requests"] == 0  # refused before the model; a 404 is not retried
+
+
+def test_unreachable_server_names_api_base_and_the_fix(tmp_path, capsys):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(SystemExit) as exit:
+        main([*EVAL, "--api-base", url, "--retries", "1", "--out", str(tmp_path / "run")])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert f"Could not reach the chat-completions server at `--api-base {url}`" in error
+    assert "Connection refused; 2 attempts" in error
+    assert "Start the server first" in error
+    assert not (tmp_path / "run" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "tiny"], "needs `--agent`"),
+        (["--api-base", "http://127.0.0.1:1/v1"], "needs `--model NAME`"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--model", "m", "--agent", "oracle"], "leave out"),
+        (["--api-base", "127.0.0.1:8000/v1", "--model", "m"], "http:// or https:// URL"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--model", "m", "--concurrency", "0"], "integer"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--model", "m", "--retries", "-1"], "integer"),
+        (["--api-base", "http://127.0.0.1:1/v1", "--model", "m", "--image-format", "gif"], "png"),
+    ],
+)
+def test_usage_mistakes_are_refused(args, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--task", "maze", "-n", "1", *args])
+    assert message in capsys.readouterr().err
+
+
+def test_the_client_needs_no_torch():
+    code = "import sys, agents.cli, agents.served; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
