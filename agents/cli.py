@@ -244,6 +244,14 @@ def cmd_export_sft(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_convert(args: argparse.Namespace) -> None:
+    from drawenv.tasks.convert import FORMATS, convert_file
+
+    fmt = check_choice("--format", args.format, FORMATS)
+    count = convert_file(args.src, args.dst, fmt, image_root=args.image_root)
+    print(f"wrote {count} task record{'s' if count != 1 else ''} to {args.dst}")
+
+
 TRAIN_STAGES = {
     "init": "agents.train.scratch",
     "sft": "agents.train.sft",
@@ -398,6 +406,22 @@ def _add_export_sft(commands: Any) -> None:
     p.set_defaults(run=cmd_export_sft)
 
 
+def _add_convert(commands: Any) -> None:
+    p = commands.add_parser(
+        "convert",
+        help="convert a ViLaSR or VSI-Bench file into a drawenv task JSONL",
+        description="Convert a JSON list or JSONL of ViLaSR RL/evaluation items or VSI-Bench "
+        "items (with extracted frames) into a JSONL dataset for --task (docs/tasks.md).",
+    )
+    p.add_argument("src", help="the source .json or .jsonl file")
+    p.add_argument("dst", help="the .jsonl to write, in a folder that contains every image")
+    p.add_argument("--format", default="auto", help="auto, vilasr or vsibench (default auto)")
+    p.add_argument(
+        "--image-root", help="the folder relative image paths start from (default: src's folder)"
+    )
+    p.set_defaults(run=cmd_convert)
+
+
 def _add_train(commands: Any) -> None:
     p = commands.add_parser(
         "train",
@@ -418,7 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `drawenv demo`; see docs/cli.md for every command.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_eval, _add_view, _add_show, _add_export_sft, _add_train):
+    for add in (
+        _add_demo,
+        _add_eval,
+        _add_view,
+        _add_show,
+        _add_export_sft,
+        _add_convert,
+        _add_train,
+    ):
         add(commands)
     return parser
 

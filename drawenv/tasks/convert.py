@@ -11,8 +11,9 @@ ViLaSR RL data (``vilasr``): a JSONL file or a JSON list of items with
     - the question in ``problem`` or ``question``; it may hold ``<image>`` placeholders and the
       options inline, one per line ("A. chair", "(B) table", "C: lamp"), optionally after an
       "Options:" line;
-    - the images in ``images``, ``image`` or ``path`` (one path or a list), relative to the file's
-      folder unless absolute;
+    - the images in ``images``, ``image``, ``path`` or ``image_path`` (one path or a list; the
+      released RL and evaluation files use ``image_path``), relative to the file's folder (or
+      ``image_root``) unless absolute; relative paths may not climb out of that folder;
     - the answer in ``answer`` or ``solution``, possibly wrapped in ``<answer> … </answer>``;
     - the kind in ``problem_type`` or ``question_type``: "multiple choice", "numerical",
       "regression", "free-form" (and close spellings); optional ``options`` (a list); an id in
@@ -20,6 +21,12 @@ ViLaSR RL data (``vilasr``): a JSONL file or a JSON list of items with
     "regression" is ``numeric``; "numerical" is ``count`` when the answer is a whole number and
     ``numeric`` otherwise (both are scored by relative accuracy); "free-form" and "OCR" are
     ``text``. Without a kind, options make it multiple choice, a number makes it numeric.
+    A numeric answer <= 0 (which ViLaSR's reward takes) is kept as ``text``. Maze items carry a
+    ``grid_size``: it is kept, and ``metadata["max_turns"]`` becomes 20, ViLaSR's turn budget for
+    them (10 model calls, 10 more for mazes). ``metadata["vilasr"]`` keeps the question, answer,
+    question type, options, ``data_type`` and ``grid_size`` exactly as given, for
+    ``DrawSpatial-ViLaSR-v0`` to prompt and score as ViLaSR does; ``original_question_type`` (the
+    benchmark's own type in the evaluation files) is kept too.
 
 VSI-Bench style exports (``vsibench``): items with ``question``, ``options`` (a list such as
     ``["A. chair", "B. table"]`` or null), ``ground_truth`` (a letter, an option's text or a
@@ -28,7 +35,8 @@ VSI-Bench style exports (``vsibench``): items with ``question``, ``options`` (a 
     ``abs_distance`` are ``numeric``; ``object_rel_direction_*``, ``object_rel_distance``,
     ``route_planning`` and ``obj_appearance_order`` are ``multiple_choice``; other types are
     inferred as for ViLaSR), ``scene_name``, ``dataset``, an ``id``, and the frames as a list of
-    image paths in ``frames`` or ``images``. VSI-Bench itself ships videos: extract frames first.
+    image paths in ``frames``, ``images`` or ``image_path``. VSI-Bench itself ships videos:
+    extract frames first.
 
 Answers are normalised: an option letter for multiple choice (from "B", "(b)", "B. table" or the
 option's text), a number for numeric and count (the first number in the text, units dropped).
@@ -42,14 +50,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from drawenv.errors import DrawEnvError, check_choice, invalid_argument
-from drawenv.tasks.jsonl import check_record, data_error
+from drawenv.tasks.jsonl import _check_images, check_record, data_error
 from drawenv.tasks.record import LETTERS
 
 FORMATS = ("auto", "vilasr", "vsibench")
+VILASR_MAZE_TURNS = 20  # ViLaSR's RL rollout: 10 model calls, 10 more for items with a grid_size
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv", ".mpg", ".mpeg")
 
 # "number": count when the answer is a whole number >= 0, numeric otherwise.
@@ -97,7 +106,7 @@ def from_vilasr(item: Mapping[str, Any], *, index: int = 0, where: str = "") -> 
         where,
         "ViLaSR",
         question=("problem", "question"),
-        images=("images", "image", "path"),
+        images=("images", "image", "path", "image_path"),
         answer=("answer", "solution"),
     )
     raw_type = _first(item, ("problem_type", "question_type"))
@@ -109,24 +118,58 @@ def from_vilasr(item: Mapping[str, Any], *, index: int = 0, where: str = "") -> 
             raise DrawEnvError(f"{where}: {str(error)[0].lower()}{str(error)[1:]}") from None
     ids = ("id", "problem_id", "question_id")
     used = {*fields.values(), "problem_type", "question_type", "options", *ids}
-    metadata = {"source_format": "vilasr", "question_type": raw_type}
-    for name in ("data_source", "data_type"):
+    metadata: dict[str, Any] = {"source_format": "vilasr", "question_type": raw_type}
+    for name in ("data_source", "data_type", "original_question_type"):
         if name in item:
             metadata[name] = item[name]
             used.add(name)
-    return _build(
-        item,
-        where,
-        task_id=_first(item, ids),
-        default_id=f"vilasr-{index}",
-        question=item[fields["question"]],
-        images=item[fields["images"]],
-        answer=item[fields["answer"]],
-        options=item.get("options"),
-        kind=kind,
-        metadata=metadata,
-        used=used,
-    )
+    # What DrawSpatial-ViLaSR-v0 needs to prompt and score exactly as ViLaSR: the fields as given.
+    metadata["vilasr"] = {
+        "question": item[fields["question"]],
+        "answer": item[fields["answer"]],
+        "question_type": raw_type,
+        "options": item.get("options"),
+        "data_type": item.get("data_type"),
+        "grid_size": item.get("grid_size"),
+    }
+    if item.get("grid_size") is not None:
+        # ViLaSR gives maze items (those with a grid_size) ten model calls more: 20 in all.
+        metadata["max_turns"] = VILASR_MAZE_TURNS
+        used.add("grid_size")
+    try:
+        record = _build(
+            item,
+            where,
+            task_id=_first(item, ids),
+            default_id=f"vilasr-{index}",
+            question=item[fields["question"]],
+            images=item[fields["images"]],
+            answer=item[fields["answer"]],
+            options=item.get("options"),
+            kind=kind,
+            metadata=metadata,
+            used=used,
+        )
+    except DrawEnvError as error:
+        # ViLaSR's reward takes truths drawenv's schema cannot hold as a number (a negative
+        # regression answer): such records are kept as text, and scored by MRA under
+        # DrawSpatial-ViLaSR-v0, which reads metadata["vilasr"].
+        if kind not in ("numeric", "number", "count") or "y <= 0" not in str(error):
+            raise
+        record = _build(
+            item,
+            where,
+            task_id=_first(item, ids),
+            default_id=f"vilasr-{index}",
+            question=item[fields["question"]],
+            images=item[fields["images"]],
+            answer=item[fields["answer"]],
+            options=item.get("options"),
+            kind="text",
+            metadata=metadata,
+            used=used,
+        )
+    return record
 
 
 def from_vsibench(item: Mapping[str, Any], *, index: int = 0, where: str = "") -> dict[str, Any]:
@@ -140,7 +183,7 @@ def from_vsibench(item: Mapping[str, Any], *, index: int = 0, where: str = "") -
         ground_truth=("ground_truth",),
         question_type=("question_type",),
     )
-    frames = _first(item, ("frames", "images"))
+    frames = _first(item, ("frames", "images", "image_path"))
     if frames is None:
         video = _first(item, ("video", "video_path"))
         if video is None and "scene_name" in item:
@@ -165,6 +208,7 @@ def from_vsibench(item: Mapping[str, Any], *, index: int = 0, where: str = "") -
         "options",
         "frames",
         "images",
+        "image_path",
         "id",
         "scene_name",
         "dataset",
@@ -270,12 +314,16 @@ def convert_file(
         raise invalid_argument("dst", str(dst), "a path ending in '.jsonl'")
     if dst.exists() and dst.resolve() == src.resolve():
         raise invalid_argument("dst", str(dst), "a file other than `src`")
-    base = Path(image_root).absolute() if image_root is not None else src.parent
+    base = (Path(image_root).absolute() if image_root is not None else src.parent).resolve()
     root = dst.parent.resolve()
     seen: set[str] = set()
     lines = []
     for position, (where, item) in enumerate(read_records(src)):
         record = convert_record(item, fmt, index=position, where=where)
+        # Relative paths may not climb out of the image root (the rule JsonlSource applies).
+        relative = [image for image in record["images"] if not _is_absolute(image)]
+        if relative:
+            _check_images(relative, base, where)
         record["images"] = [_relative(image, base, root, where) for image in record["images"]]
         if record["id"] in seen:
             record["metadata"]["source_id"] = record["id"]
@@ -468,6 +516,14 @@ def _image_list(images: Any, where: str) -> list[str]:
                 "scene.mp4 -vf fps=1 frames/scene_%03d.png`) and list the frame paths.",
             )
     return images
+
+
+def _is_absolute(image: str) -> bool:
+    return (
+        Path(image).is_absolute()
+        or image.startswith(("/", "\\"))
+        or bool(PureWindowsPath(image).drive)
+    )
 
 
 def _relative(image: str, base: Path, root: Path, where: str) -> str:
