@@ -136,6 +136,7 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         self.observation_space = observation_space()
         self.action_space = ModelText(protocol, coords)
         self.progress = 0.0
+        self._system_prompts: dict[tuple[int, int], str] = {}
         self._task: TaskRecord | None = None
         self._state: ImageState | None = None
         self._done = True
@@ -204,9 +205,13 @@ class DrawSpatialEnv(gym.Env[dict[str, Any], str]):
         self._done = False
         self._text = prompts.question_prompt(self._task, self._state.sizes)
         width, height = self._state.sizes[0]
-        self._system_prompt = self.protocol.system_prompt(
-            width=width, height=height, coords=self.coords
-        )
+        self._system_prompt = self._system_prompts.get((width, height))
+        if self._system_prompt is None:  # one per image size: a GRPO group resets on one item
+            self._system_prompt = self.protocol.system_prompt(
+                width=width, height=height, coords=self.coords
+            )
+            if len(self._system_prompts) < 64:
+                self._system_prompts[width, height] = self._system_prompt
         self._sync_action_space()
         return self._observation(), self._info({}, [], [])
 

@@ -4,6 +4,8 @@
 Each image is its root original plus a set of layers keyed by ``(kind, label)``. Drawing on image k
 copies k's layers, replaces those whose key the new operations reuse, adds the rest, and renders the
 result from the root's pixels, so a corrected box replaces the old one instead of piling on top.
+When the new operations only add layers, the result is drawn on k's own pixels instead (its label
+tags lifted first, so the pixels are the same): chained drawing costs the same at any depth.
 Pixels are stored once per image, read-only.
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from drawenv.actions import Operation
-from drawenv.canvas import render
+from drawenv.canvas import LabelPatches, render_layers
 from drawenv.geometry import check_operation, same_geometry
 
 MAX_OPERATIONS = 32
@@ -24,11 +26,13 @@ MAX_OPERATIONS = 32
 
 @dataclass(frozen=True)
 class StoredImage:
-    """One image: read-only pixels, the 0-based index of its root original and its layers."""
+    """One image: read-only pixels, the 0-based index of its root original, its layers and
+    what their label tags cover (so that drawing more on it need not start from the root)."""
 
     pixels: np.ndarray
     root: int
     layers: Mapping[tuple[str, str], Operation] = field(default_factory=dict)
+    under_labels: LabelPatches = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -74,32 +78,38 @@ class ImageState:
                 f"{len(operations)} operations in one turn; at most {MAX_OPERATIONS} are allowed"
             )
             return plan
+        sizes = self.sizes
         for number, op in enumerate(operations, start=1):
-            name = describe(number, op)
-            if not 1 <= op.index <= len(self.images):
-                plan.errors.append(f"{name}: image index must be between 1 and {len(self.images)}")
+            # Messages name the operation only when there is something to say about it.
+            if not 1 <= op.index <= len(sizes):
+                plan.errors.append(
+                    f"{describe(number, op)}: image index must be between 1 and {len(sizes)}"
+                )
                 continue
-            width, height = self.images[op.index - 1].size
+            width, height = sizes[op.index - 1]
             checked = check_operation(op, width=width, height=height, coords=coords)
             if checked.op is None:
-                plan.errors.append(f"{name}: {checked.error}")
+                plan.errors.append(f"{describe(number, op)}: {checked.error}")
                 continue
             if checked.warning:
-                plan.warnings.append(f"{name}: {checked.warning}")
+                plan.warnings.append(f"{describe(number, op)}: {checked.warning}")
             if self._repeats(checked.op, tolerance):
                 plan.repeats.append(
-                    f"{name}: repeats a {op.kind} already drawn with this label and geometry"
+                    f"{describe(number, op)}: repeats a {op.kind} already drawn with this label "
+                    "and geometry"
                 )
             plan.groups.setdefault(op.index - 1, []).append(checked.op)
         return plan
 
     def _repeats(self, op: Operation, tolerance: float) -> bool:
         target = self.images[op.index - 1]
-        diagonal = math.hypot(*target.size)
         key = (op.kind, op.label)
         earlier = [*self._applied_by_key.get((op.index - 1, *key), ())]
         if key in target.layers:
             earlier.append(target.layers[key])
+        if not earlier:
+            return False
+        diagonal = math.hypot(*target.size)
         return any(same_geometry(prev, op, tol=tolerance, diagonal=diagonal) for prev in earlier)
 
     def apply(self, plan: Plan) -> list[int]:
@@ -110,9 +120,14 @@ class ImageState:
             layers = dict(source.layers)
             for op in ops:
                 layers[(op.kind, op.label)] = op
-            pixels = render(self.images[source.root].pixels, list(layers.values()))
+            ordered = list(layers.values())
+            if len(layers) == len(source.layers) + len(ops):  # only new layers: draw on top
+                pixels, under = render_layers(source.pixels, source.under_labels, ops, ordered)
+            else:  # a layer replaced: render every layer from the root's pixels
+                root = self.images[source.root].pixels
+                pixels, under = render_layers(root, (), ordered, ordered)
             pixels.setflags(write=False)
-            self.images.append(StoredImage(pixels, source.root, layers))
+            self.images.append(StoredImage(pixels, source.root, layers, under))
             self.sizes += (source.size,)
             self.applied.setdefault(target, []).extend(ops)
             for op in ops:

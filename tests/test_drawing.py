@@ -230,3 +230,46 @@ def test_render_accepts_non_contiguous_input(photo):
 def test_render_rejects_bad_images(image):
     with pytest.raises(DrawEnvError, match="original"):
         render(image, [])
+
+
+@pytest.mark.parametrize("size", [10, 16, 23, 40])
+@pytest.mark.parametrize(
+    "text", ["object 12", "AV To", "fi ffl", "Wj", "left  wall", "é→✓ 中文", "x", ".,;", "W" * 30]
+)
+def test_label_text_has_the_pixels_of_pillows_whole_string(text, size):
+    from PIL import Image, ImageDraw
+
+    from drawenv.canvas import font, text_mask
+
+    face = font(size)
+    left, top, right, bottom = face.getbbox(text)
+    whole = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(whole).text((-left, -top), text, font=face, fill=255)
+    np.testing.assert_array_equal(text_mask(text, size), np.asarray(whole))
+
+
+def test_chained_drawing_has_the_pixels_of_one_render_from_the_original(photo):
+    from drawenv.state import ImageState
+
+    state = ImageState([photo.copy()])
+    turns = [
+        [Box(1, (10, 10, 200, 150), "first"), Line(1, (5, 300), (440, 20), "path")],
+        [Box(2, (100, 60, 300, 250), "second")],  # its outline crosses the first label
+        [Line(3, (0, 40), (447, 45), "edge"), Box(3, (20, 5, 60, 30), "tiny")],
+        [Box(4, (12, 12, 190, 140), "first")],  # replaces a layer: rendered from the root
+        [Box(5, (300, 200, 420, 320), "last")],
+    ]
+    for ops in turns:
+        plan = state.plan(ops, coords="pixel", tolerance=0.02)
+        assert not plan.errors
+        state.apply(plan)
+        expected = render(photo, list(state.images[-1].layers.values()))
+        np.testing.assert_array_equal(state.images[-1].pixels, expected)
+    assert [op.label for op in state.images[-1].layers.values()] == [
+        "first",
+        "path",
+        "second",
+        "edge",
+        "tiny",
+        "last",
+    ]

@@ -252,6 +252,31 @@ def test_line_hausdorff(a, b, expected):
     assert line_hausdorff(a, b) == pytest.approx(expected)
 
 
+def test_closed_form_iou_and_hausdorff_agree_with_shapely():
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(0)
+    for trial in range(2000):
+        a = [float(v) for v in rng.uniform(0, 500, 4)]
+        # Near copies (the repeat test's case), rounded copies and unrelated boxes.
+        if trial % 3 == 0:
+            b = [v + float(rng.normal(0, 3)) for v in a]
+        elif trial % 3 == 1:
+            b = [float(round(v)) for v in a]
+        else:
+            b = [float(v) for v in rng.uniform(0, 500, 4)]
+        first, second = (
+            shapely.box(min(p[0], p[2]), min(p[1], p[3]), max(p[0], p[2]), max(p[1], p[3]))
+            for p in (a, b)
+        )
+        union = first.union(second).area
+        expected = first.intersection(second).area / union if union else 0.0
+        assert box_iou(a, b) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        segments = [line(tuple(p[:2]), tuple(p[2:])) for p in (a, b)]
+        geometry = [shapely.LineString([s.start, s.end]) for s in segments]
+        expected = geometry[0].hausdorff_distance(geometry[1])
+        assert line_hausdorff(*segments) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize(
     ("a", "b", "same"),
     [
