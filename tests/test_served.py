@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,6 +233,85 @@ def test_usage_mistakes_are_refused(args, message, capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--task", "maze", "-n", "1", *args])
     assert message in capsys.readouterr().err
+
+
+def image_only_copy(folder: Path, to: Path) -> Path:
+    """A copy of the model folder whose processor transformers builds without torchvision:
+    drawenv's image-only Qwen2.5-VL processor, loaded as the folder's own code."""
+    import shutil
+
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    from drawenv.integrations.qwen import Qwen2_5_VLImageProcessor
+
+    shutil.copytree(folder, to)
+    tokenizer = AutoTokenizer.from_pretrained(to, local_files_only=True)
+    image_processor = AutoImageProcessor.from_pretrained(to, local_files_only=True)
+    Qwen2_5_VLImageProcessor(image_processor, tokenizer).save_pretrained(to)
+    (to / "processing_drawenv.py").write_text(
+        "from drawenv.integrations.qwen import Qwen2_5_VLImageProcessor\n"
+    )
+    config = json.loads((to / "processor_config.json").read_text())
+    config["auto_map"] = {"AutoProcessor": "processing_drawenv.Qwen2_5_VLImageProcessor"}
+    (to / "processor_config.json").write_text(json.dumps(config))
+    return to
+
+
+def test_eval_against_transformers_serve(tiny_folder, tmp_path):
+    """transformers' own ``transformers serve`` (the ``serve`` extra) on the tiny model."""
+    for module in ("fastapi", "uvicorn", "openai"):
+        pytest.importorskip(module, reason="`transformers serve` needs the `serve` extra")
+    folder = image_only_copy(tiny_folder, tmp_path / "tiny")
+    port = free_port()
+    command = [
+        *(sys.executable, "-c", "from transformers.cli.transformers import main; main()"),
+        *("serve", str(folder), "--trust-remote-code", "--device", "cpu"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_MODULES_CACHE": str(tmp_path / "modules"),
+    }
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(360):  # up to about 3 minutes for the server to load
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    if process.poll() is not None:
+                        break
+                    time.sleep(0.5)
+            else:
+                log.seek(0)
+                pytest.fail(f"transformers serve did not start: {log.read()[-3000:]}")
+            if process.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"transformers serve ended: {log.read()[-3000:]}")
+            out = tmp_path / "run"
+            main(
+                [
+                    *("eval", "--api-base", f"{url}/v1", "--model", str(folder)),
+                    *("--task", "maze", "-n", "2", "--max-tokens", "8", "--out", str(out)),
+                ]
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for r in records:
+        assert r["usage"]["requests"] == r["n_turns"] >= 1
+        for turn in r["turns"]:
+            # The 448x448 maze image is 16 x 16 merged patches: 256 image tokens in the prompt.
+            assert turn["usage"]["prompt_tokens"] > 256
+            assert 1 <= turn["usage"]["completion_tokens"] <= 8
+    assert (out / "index.html").is_file()
 
 
 def test_the_client_needs_no_torch():
