@@ -322,11 +322,22 @@ def _operations(ops: list[Any]) -> str:
     )
 
 
+def _tokens(usage: Any) -> str | None:
+    """A served model's ``usage`` (of a turn or an episode) in words; None without one."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = usage.get("prompt_tokens", "?"), usage.get("completion_tokens", "?")
+    return f"{prompt} prompt + {completion} completion tokens"
+
+
 def _turn(turn: dict[str, Any], number: int, images: _ImageCache) -> str:
     """One frame of the filmstrip: text, operations, new images, errors, the env's message."""
+    tokens = _tokens(turn.get("usage"))
     parts = [
         f'<header><span class="turn-no">Turn {number}</span>'
-        f'<span class="turn-reward">reward {_num(turn.get("reward"))}</span></header>',
+        f'<span class="turn-reward">reward {_num(turn.get("reward"))}</span>'
+        + (f'<span class="turn-tokens">{_esc(tokens)}</span>' if tokens else "")
+        + "</header>",
         "<h4>Model</h4>",
         _pre(turn.get("text", ""), "model-text"),
         "<h4>Operations</h4>",
@@ -385,6 +396,8 @@ def _episode(record: dict[str, Any], pos: int, images: _ImageCache) -> str:
         ("operations", record.get("n_operations")),
         ("termination", record.get("termination")),
     ]
+    if _tokens(record.get("usage")):
+        meta.append(("tokens", _tokens(record["usage"])))
     dl = "".join(f"<div><dt>{_esc(k)}</dt><dd>{_cell(v)}</dd></div>" for k, v in meta)
     parts = [
         f"<header><h2>Episode {_esc(record.get('episode', pos))} "
@@ -535,7 +548,7 @@ figcaption { color: var(--muted); font-size: 12px; margin-top: 2px; }
   background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.06); }
 .turn > header { display: flex; justify-content: space-between; font-weight: 600;
   border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-.turn-reward { color: var(--muted); font-weight: 400; }
+.turn-reward, .turn-tokens { color: var(--muted); font-weight: 400; }
 .turn h4 { margin: 10px 0 4px; font-size: 13px; color: var(--muted); }
 .turn .none { color: var(--muted); margin: 0; }
 table.ops { font-size: 12px; width: 100%; }

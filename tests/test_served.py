@@ -170,6 +170,16 @@ def test_eval_plays_episodes_against_the_server(
     assert messages == []
     assert sorted(dom_rows(dom)) == [0, 1, 2]
     assert (out / "images" / "ep2_img4.png").is_file()
+    dom, messages = dump_dom(chromium, tmp_path, f"{(out / 'index.html').as_uri()}#episode=1")
+    assert messages == []
+    detail = dom.split('id="episode-1"', 1)[1].split("</article>", 1)[0]
+    usage = records[1]["usage"]
+    shown = f"{usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion tokens"
+    assert shown in detail
+    for turn in records[1]["turns"]:
+        u = turn["usage"]
+        assert f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens" in detail
+    assert detail.count("<img") == 4  # the maze image and the three drawn ones
 
 
 @pytest.mark.parametrize("server", [["--fail-first", "2", *steering(DRAWS[0])]], indirect=True)
