@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +188,13 @@ def test_reset_clears_the_episode(mc_task):
     ep.reset(seed=0)
     assert not ep.done and ep.replay_texts() == [] and ep.info == {}
     assert ep.call("draw_boxes", BOXES, thought="a").indices == (2,)
+
+
+def test_the_docs_example_runs():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "integrations.md").read_text()
+    section = docs.split("## One tool call per step", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "docs/integrations.md", "exec"), scope)
+    assert scope["result"].indices == (2,) and scope["result"].errors == ()
+    assert scope["episode"].done and 0.0 <= scope["reward"] <= 1.0

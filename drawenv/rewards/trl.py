@@ -17,16 +17,21 @@ from drawenv.rewards.scores import SharpnessSchedule, accuracy
 
 
 def _completion_text(completion: Any) -> str:
-    """The final turn's text of a plain or conversational (list of messages) completion."""
+    """The final turn's text of a plain or conversational (list of messages) completion. TRL
+    parses ``<think>…</think>`` out of the content into ``reasoning_content``; it is put back, so
+    the protocol's format check sees the turn the model wrote."""
     if isinstance(completion, str):
         return completion
     messages = [m for m in completion if m.get("role", "assistant") == "assistant"]
     if not messages:
         return ""
-    content = messages[-1].get("content", "")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    content = messages[-1].get("content") or ""
+    if not isinstance(content, str):
+        content = "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    reasoning = messages[-1].get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning.strip() and "<think>" not in content:
+        return f"<think> {reasoning.strip()} </think>\n{content.lstrip()}"
+    return content
 
 
 def _column(values: Sequence[Any] | None, n: int) -> list[Any]:
