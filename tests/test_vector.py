@@ -275,3 +275,57 @@ def test_make_vec_arguments_are_checked():
         drawenv.make_vec(0)
     with pytest.raises(DrawEnvError, match="Invalid `shared_memory`"):
         AsyncVectorEnv([lambda: gym.make("DrawSpatial-v0")], shared_memory=True)
+
+
+def test_make_vec_copies_nothing_by_default():
+    envs = drawenv.make_vec(2, "sync", task="counting")
+    try:
+        assert envs.copy is False
+        assert [env.unwrapped.copy_images for env in envs.envs] == [False, False]
+        obs, _ = envs.reset(seed=[0, 1])
+        turn = Draw([Box(1, (10, 10, 60, 60), "first")], thought="mark it")
+        text = envs.envs[0].unwrapped.protocol.format(turn)
+        later, *_ = envs.step((text, text))
+        for k in range(2):
+            first = obs["images"][k][0]
+            assert not first.flags.writeable
+            assert np.shares_memory(first, later["images"][k][0])  # handed out, not copied
+            assert len(later["images"][k]) == 2
+    finally:
+        envs.close()
+    copied = drawenv.make_vec(1, "sync", copy_images=True, vector_kwargs={"copy": True})
+    try:
+        assert copied.copy is True and copied.envs[0].unwrapped.copy_images is True
+    finally:
+        copied.close()
+
+
+def test_async_workers_send_only_new_images():
+    from drawenv.vector import _NewImages
+
+    env = gym.make("DrawSpatial-v0", task="counting", copy_images=False, disable_env_checker=True)
+    shown, _ = env.reset(seed=0)
+    text = env.unwrapped.protocol.format(Draw([Box(1, (10, 10, 60, 60), "first")]))
+    after, *_ = env.step(text)
+    sent = _NewImages.of(shown, after)
+    assert isinstance(sent, _NewImages) and sent.kept == 1 and len(sent.images) == 1
+    assert sent.images[0] is after["images"][1] and sent.rest == {"text": after["text"]}
+    rebuilt = sent.observation(shown["images"])
+    assert rebuilt["images"][0] is shown["images"][0] and rebuilt["text"] == after["text"]
+    assert _NewImages.of({"images": (np.zeros((2, 2, 3), np.uint8),)}, after) is after
+
+    envs = drawenv.make_vec(2, "async", task="counting")
+    plain = PlainEnvs(2, task="counting")
+    try:
+        seeds = [3, 4]
+        assert_batch_equals(envs.reset(seed=seeds), plain.reset(seeds), "reset")
+        for turn in range(1, 4):  # each turn draws on the newest image: the history grows
+            action = plain.envs[0].unwrapped.protocol.format(
+                Draw([Box(turn, (10 + turn, 10, 60 + turn, 60), f"box {turn}")])
+            )
+            batched = envs.step((action, action))
+            assert_batch_equals(batched, plain.step((action, action)), f"turn {turn}")
+            assert [len(images) for images in batched[0]["images"]] == [turn + 1] * 2
+            assert not any(i.flags.writeable for images in batched[0]["images"] for i in images)
+    finally:
+        envs.close()
