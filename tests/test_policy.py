@@ -119,6 +119,14 @@ def test_from_pretrained_loads_the_saved_tiny_model_offline(tmp_path, monkeypatc
     assert loaded.tokenizer.decode(segment.ids).count("<|image_pad|>") == 8
 
 
+def test_from_pretrained_loads_a_trainer_checkpoint_folder(tmp_path):
+    save_tiny_model(tmp_path / "checkpoint-5" / "model", seed=3)
+    loaded = VLMPolicy.from_pretrained(tmp_path / "checkpoint-5", dtype="float32")
+    built, _ = tiny_model(seed=3)
+    first = next(iter(built.state_dict()))
+    assert torch.equal(loaded.model.state_dict()[first], built.state_dict()[first])
+
+
 def test_from_pretrained_names_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         VLMPolicy.from_pretrained(tmp_path / "nowhere")

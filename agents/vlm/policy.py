@@ -293,10 +293,13 @@ class VLMPolicy:
         attn_implementation: str | None = "sdpa",
         settings: GenerationSettings | None = None,
     ) -> VLMPolicy:
-        """Load a model and its processor from the local folder ``path`` (never downloads)."""
+        """Load a model and its processor from the local folder ``path`` (never downloads): a
+        saved model, or a trainer's checkpoint folder (its ``model/`` inside)."""
         from transformers import AutoModelForImageTextToText
 
         path = Path(path)
+        if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+            path = path / "model"
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"Expected a model folder with config.json, got {str(path)!r}. Give the local "

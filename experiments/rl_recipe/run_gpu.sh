@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The RL-recipe study (experiments/rl_recipe/README.md) in one device lease on one GPU, run from
+# the repository root, through the evidence study's stages (experiments/evidence/evidence.sh):
+#
+#   bash experiments/rl_recipe/run_gpu.sh all     # cold start, the RL arms, the test scores
+#   bash experiments/rl_recipe/run_gpu.sh pack    # the records and the cold start, under $OUT
+#
+# `all`: 500 oracle trajectories and the from-scratch model (configs/model.toml of the evidence
+# study), cold-start SFT at 224x224 for SFT_STEPS steps (default 1500), then every RL arm of
+# ARMS at once on the GPU for RL_SECONDS seconds (default 600) from that start, each saving a
+# checkpoint every 5 steps, then the start and each arm's latest checkpoint scored greedy on
+# the TEST_N (default 200) held-out test items. With RL_UNTIL (seconds since the epoch), the
+# arms stop then instead, whenever the cold start ended (a lease's time, spent evenly). SFT_ARGS and RL_ARGS add key=value settings
+# to every SFT or RL job (a CPU smoke run shrinks the batches with them). Each arm is
+# NAME:ARM:key=value,key=value with ARM a config of experiments/evidence/configs/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+E=experiments/evidence/evidence.sh
+R=runs/evidence
+SFT_STEPS=${SFT_STEPS:-1500}
+RL_SECONDS=${RL_SECONDS:-600}
+export TEST_N=${TEST_N:-200}
+read -ra ARMS <<<"${ARMS:-grpo-lr1e-4:grpo:lr=1e-4 grpo-lr3e-4:grpo:lr=3e-4 grpo-lr1e-3:grpo:lr=1e-3 ap-lr1e-4:ap_grpo:lr=1e-4 ap-lr3e-4:ap_grpo:lr=3e-4 grpo-lr3e-4-t1:grpo:lr=3e-4,temperature=1.0 srreal-lr3e-4:grpo:lr=3e-4,reward=sr_real}"
+# Every arm: 8 prompts x 8 samples a step at 224x224 (the cold start's size), temperature 0.7
+# unless the arm says otherwise, a constant lr after 3 warm-up steps, steps enough to outlast
+# RL_SECONDS (the run is stopped by time; its latest checkpoint is scored).
+RL_COMMON=(model=$R/sft/final max_pixels=50176 prompts_per_step=8 group_size=8 micro_batch=64
+  temperature=0.7 max_new_tokens=256 max_tokens=2048 lr_schedule=constant warmup_steps=3
+  steps=1000 save_every=5 keep_last=1 log_rollouts=true)
+
+latest() {  # the newest checkpoint folder of a run (or its final model)
+  if [[ -d $1/final ]]; then echo "$1/final"; else ls -d "$1"/checkpoint-* | sort -V | tail -1; fi
+}
+
+case ${1:-} in
+  all)
+    mkdir -p $R/logs
+    [[ -f $R/data/sft.jsonl ]] || bash $E data
+    [[ -d $R/init ]] || bash $E init
+    [[ -d $R/sft/final ]] || bash $E sft steps=$SFT_STEPS eval_every=0 save_every=500 \
+      ${SFT_ARGS:-} >$R/logs/sft.log 2>&1
+    export OMP_NUM_THREADS=2
+    [[ -n ${RL_UNTIL:-} ]] && RL_SECONDS=$((RL_UNTIL - $(date +%s)))
+    echo "cold start done; RL arms for $RL_SECONDS s"
+    pids=()
+    for spec in "${ARMS[@]}"; do
+      IFS=: read -r name arm overrides <<<"$spec"
+      timeout "$RL_SECONDS" bash $E rl "$arm" 1 "${RL_COMMON[@]}" output_dir=$R/rl-$name \
+        ${overrides//,/ } ${RL_ARGS:-} >$R/logs/rl-$name.log 2>&1 &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || true; done  # stopped by time: no failure
+    bash $E eval $R/sft/final start >$R/logs/eval-start.log 2>&1 &
+    for spec in "${ARMS[@]}"; do
+      name=${spec%%:*}
+      model=$(latest $R/rl-$name 2>/dev/null) || { echo "rl-$name saved nothing"; continue; }
+      bash $E eval "$model" "$name" >$R/logs/eval-$name.log 2>&1 &
+    done
+    wait
+    echo "done"
+    ;;
+  pack)  # metrics, configs, logs, evaluation records and the cold start in bfloat16
+    out=${OUT:?pack writes under \$OUT}/rl_recipe
+    OUT=$out bash experiments/evidence/evidence_gpu.sh pack recipe sft >/dev/null
+    find $R -name rollouts.jsonl | tar czf "$out/rollouts.tgz" -T -
+    ls -la "$out"
+    ;;
+  *) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
+esac
