@@ -80,36 +80,64 @@ def render(original: np.ndarray, layers: Sequence[Box | Line]) -> np.ndarray:
     return render_layers(original, (), layers, layers)[0]
 
 
-LabelPatches = tuple[tuple[int, int, np.ndarray], ...]
-"""What label tags covered on an image: ``(y, x, pixels under the tag)`` in pasting order."""
+LabelBoxes = tuple[tuple[int, int, int, int], ...]
+"""Where an image's label tags lie, one ``(x1, y1, x2, y2)`` (exclusive ends) per layer."""
 
 
 def render_layers(
     base: np.ndarray,
-    under_labels: LabelPatches,
+    labels: LabelBoxes,
     shapes: Sequence[Box | Line],
     layers: Sequence[Box | Line],
-) -> tuple[np.ndarray, LabelPatches]:
-    """Draw on a copy of ``base``: first put back what ``base``'s own labels covered
-    (``under_labels``, as this function returned it for ``base``), then draw ``shapes`` and then
-    the labels of all ``layers``. Returns the new image and what its labels covered.
+) -> tuple[np.ndarray, LabelBoxes]:
+    """Draw ``shapes`` on a copy of ``base``, then the labels of ``layers``; returns the image
+    and where its labels lie.
 
-    With ``base`` an original, ``under_labels`` empty and ``shapes`` equal to ``layers`` this is
-    :func:`render`. With ``base`` a rendered image whose layers ``layers`` extends by ``shapes``
-    (and replaces none), it gives the same pixels as rendering every layer from the original,
-    without drawing the earlier shapes again.
+    With ``base`` an original and ``labels`` empty, ``layers`` are all drawn (``shapes`` equal
+    to ``layers``: this is :func:`render`). With ``base`` a rendered image, ``labels`` where its
+    labels lie and ``layers`` its layers followed by ``shapes`` (none replaced), it gives the
+    pixels of rendering every layer from the original without drawing the earlier ones again:
+    labels stay on top of all shapes, so only the earlier tags that a new shape touches are
+    pasted again (with the later tags that overlap them, in order), then the new tags.
     """
     image = np.array(base, order="C", copy=True)
-    for y, x, patch in reversed(under_labels):
-        image[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
     height, width = image.shape[:2]
     stroke, size = stroke_width(width, height), font_size(width, height)
     for op in shapes:
         _draw_shape(image, op, stroke)
-    covered: list[tuple[int, int, np.ndarray]] = []
-    for op in layers:
-        covered.append(_draw_label(image, op, stroke, size))
-    return image, tuple(covered)
+    boxes = list(labels)
+    boxes += [_label_box(op, width, height, stroke, size) for op in layers[len(labels) :]]
+    again = [False] * len(labels)
+    touched = [_shape_box(op, width, height, stroke) for op in shapes] if labels else []
+    for number, box in enumerate(labels):
+        if again[number] or any(_overlap(box, other) for other in touched):
+            again[number] = True
+            for later in range(number + 1, len(labels)):
+                again[later] = again[later] or _overlap(box, labels[later])
+    for number, op in enumerate(layers):
+        if number >= len(labels) or again[number]:
+            x1, y1, x2, y2 = boxes[number]
+            image[y1:y2, x1:x2] = _tag(op.label, size)[: y2 - y1, : x2 - x1]
+    return image, tuple(boxes)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _shape_box(op: Box | Line, width: int, height: int, stroke: int) -> tuple[int, int, int, int]:
+    """A box (exclusive ends) holding every pixel that drawing ``op``'s shape can change."""
+    if op.kind == "box":
+        left, top, right, bottom = box_pixels(op.bbox, width, height)
+        return left, top, right + 1, bottom + 1
+    reach = dot_radius(stroke) + stroke + 2  # the dots' rims and the line's width, rounded up
+    xs, ys = (op.start[0], op.end[0]), (op.start[1], op.end[1])
+    return (
+        math.floor(min(xs)) - reach,
+        math.floor(min(ys)) - reach,
+        math.ceil(max(xs)) + reach,
+        math.ceil(max(ys)) + reach,
+    )
 
 
 def _draw_shape(image: np.ndarray, op: Box | Line, stroke: int) -> None:
@@ -165,12 +193,12 @@ def _subpixel(point: Sequence[float]) -> tuple[int, int]:
     return round((x - 0.5) * (1 << _SHIFT)), round((y - 0.5) * (1 << _SHIFT))
 
 
-def _draw_label(
-    image: np.ndarray, op: Box | Line, stroke: int, size: int
-) -> tuple[int, int, np.ndarray]:
-    height, width = image.shape[:2]
-    tag = _tag(op.label, size)
-    tag_height, tag_width = tag.shape[:2]
+def _label_box(
+    op: Box | Line, width: int, height: int, stroke: int, size: int
+) -> tuple[int, int, int, int]:
+    """Where ``op``'s label tag goes on a ``width`` x ``height`` image: ``(x1, y1, x2, y2)``,
+    exclusive ends, clipped to the image."""
+    tag_height, tag_width = _tag(op.label, size).shape[:2]
     if op.kind == "box":
         left, top, _, _ = box_pixels(op.bbox, width, height)
         x = left
@@ -185,11 +213,7 @@ def _draw_label(
             y = round(middle_y) + stroke
     x = min(max(x, 0), max(width - tag_width, 0))
     y = min(max(y, 0), max(height - tag_height, 0))
-    visible = tag[: height - y, : width - x]
-    region = image[y : y + visible.shape[0], x : x + visible.shape[1]]
-    under = region.copy()
-    region[:] = visible
-    return y, x, under
+    return x, y, min(x + tag_width, width), min(y + tag_height, height)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -4,8 +4,9 @@
 Each image is its root original plus a set of layers keyed by ``(kind, label)``. Drawing on image k
 copies k's layers, replaces those whose key the new operations reuse, adds the rest, and renders the
 result from the root's pixels, so a corrected box replaces the old one instead of piling on top.
-When the new operations only add layers, the result is drawn on k's own pixels instead (its label
-tags lifted first, so the pixels are the same): chained drawing costs the same at any depth.
+When the new operations only add layers, the result is drawn on k's own pixels instead (pasting
+again only the label tags that a new shape touches, so the pixels are the same): chained drawing
+costs about the same at any depth.
 Pixels are stored once per image, read-only.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from drawenv.actions import Operation
-from drawenv.canvas import LabelPatches, render_layers
+from drawenv.canvas import LabelBoxes, render_layers
 from drawenv.geometry import check_operation, same_geometry
 
 MAX_OPERATIONS = 32
@@ -27,12 +28,12 @@ MAX_OPERATIONS = 32
 @dataclass(frozen=True)
 class StoredImage:
     """One image: read-only pixels, the 0-based index of its root original, its layers and
-    what their label tags cover (so that drawing more on it need not start from the root)."""
+    where their label tags lie (so that drawing more on it need not start from the root)."""
 
     pixels: np.ndarray
     root: int
     layers: Mapping[tuple[str, str], Operation] = field(default_factory=dict)
-    under_labels: LabelPatches = ()
+    labels: LabelBoxes = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -122,7 +123,7 @@ class ImageState:
                 layers[(op.kind, op.label)] = op
             ordered = list(layers.values())
             if len(layers) == len(source.layers) + len(ops):  # only new layers: draw on top
-                pixels, under = render_layers(source.pixels, source.under_labels, ops, ordered)
+                pixels, under = render_layers(source.pixels, source.labels, ops, ordered)
             else:  # a layer replaced: render every layer from the root's pixels
                 root = self.images[source.root].pixels
                 pixels, under = render_layers(root, (), ordered, ordered)
