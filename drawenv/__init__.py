@@ -1,8 +1,9 @@
 """drawenv: a Gymnasium environment for training vision-language models to reason by drawing.
 
-``import drawenv`` registers ``DrawSpatial-v0`` (every built-in suite, or any ``task=``) and one
+``import drawenv`` registers ``DrawSpatial-v0`` (every built-in suite, or any ``task=``), one
 id per built-in suite, ``DrawSpatial-Maze-v0``, ``DrawSpatial-Counting-v0``, … (:data:`ENV_IDS`
-lists them all)::
+lists these), and ``DrawSpatial-ViLaSR-v0`` (:data:`VILASR_ENV_ID`: ViLaSR's rollout and
+reward)::
 
     import gymnasium as gym
     import drawenv
@@ -38,9 +39,15 @@ for _env_id, _suite in _SUITE_IDS.items():
     if _env_id not in registry:
         register(id=_env_id, entry_point="drawenv.env:DrawSpatialEnv", kwargs={"task": _suite})
 del _env_id, _suite
+VILASR_ENV_ID = "DrawSpatial-ViLaSR-v0"
+"""ViLaSR's RL rollout and reward, rule for rule (``drawenv.vilasr``; docs/environment.md)."""
+
+if VILASR_ENV_ID not in registry:
+    register(id=VILASR_ENV_ID, entry_point="drawenv.vilasr:ViLaSREnv")
 
 __all__ = [
     "ENV_IDS",
+    "VILASR_ENV_ID",
     "Action",
     "Answer",
     "Box",

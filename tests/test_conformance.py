@@ -123,7 +123,7 @@ def test_vector_envs_match_single_envs(env_id, kwargs, mode):
 
 def test_env_ids_are_every_registered_drawspatial_id():
     registered = [env_id for env_id in gym.registry if env_id.startswith("DrawSpatial")]
-    assert sorted(registered) == sorted(drawenv.ENV_IDS)
+    assert sorted(registered) == sorted((*drawenv.ENV_IDS, drawenv.VILASR_ENV_ID))
     assert drawenv.ENV_IDS[0] == "DrawSpatial-v0"
     assert len(drawenv.ENV_IDS) == len(set(drawenv.ENV_IDS)) == 1 + len(SUITES)
 
