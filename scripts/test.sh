@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/make_venv.sh .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train,trl]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,train,trl,serve]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # Without a browser the suite still runs and the browser tests fail, saying how to install it.
