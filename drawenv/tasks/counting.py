@@ -256,14 +256,18 @@ def _mask(
 def _render(rng: np.random.Generator, shapes: list[Shape]) -> np.ndarray:
     """Paint the shadows, then the shapes with a darker rim, then a little sensor noise."""
     tint = TINTS[int(rng.integers(len(TINTS)))]
-    background = textured_background(rng, SIZE, SIZE, tint).astype(np.float32)
+    background = textured_background(rng, SIZE, SIZE, tint)
     shadow = Image.new("L", (SIZE, SIZE))
     draw = ImageDraw.Draw(shadow)
     for shape in shapes:
         draw.polygon([(x + 2.5, y + 3.5) for x, y in shape.points], fill=255)
     darkness = np.asarray(shadow.filter(ImageFilter.GaussianBlur(2.5)), dtype=np.float32)
-    background *= 1 - 0.3 * darkness[:, :, None] / 255
-    painter = Painter(background.astype(np.uint8))
+    light = 1 - 0.3 * darkness / 255
+    # One contiguous plane per channel: the same float32 products as broadcasting over HxWx3.
+    shaded = [
+        (plane.astype(np.float32) * light).astype(np.uint8) for plane in cv2.split(background)
+    ]
+    painter = Painter(cv2.merge(shaded))
     for shape in shapes:
         rim = tuple(int(0.62 * v) for v in shape.rgb)
         painter.polygon(shape.points, fill=shape.rgb, outline=rim, width=1.3)
