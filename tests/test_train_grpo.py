@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from agents.train.checkpoint import latest_checkpoint, write_atomically  # noqa:
 from agents.train.config import GRPOConfig  # noqa: E402
 from agents.train.grpo import (  # noqa: E402
     GroupSampledPolicy,
+    counter_uniform,
     episode_seed,
     sample_prompts,
     train_grpo,
@@ -276,28 +278,57 @@ def group_policy() -> GroupSampledPolicy:
 SAMPLE = GenerationSettings(temperature=1.0)
 
 
-def _choose(policy, scores, episodes, settings=SAMPLE):
+def _choose(policy, scores, episodes, settings=SAMPLE, step=0, turns=None):
     return policy.choose_tokens(
         scores,
         generator=None,
         settings=settings,
         episodes=episodes,
-        turns=[0] * len(episodes),
-        generated=[[] for _ in episodes],
+        turns=turns or [0] * len(episodes),
+        generated=SimpleNamespace(step=step),
     ).tolist()
 
 
+MASK64 = (1 << 64) - 1
+
+
+def splitmix(x: int) -> int:
+    """SplitMix64's finaliser on Python ints (the reference for the int64 tensor version)."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def test_counter_uniform_is_splitmix_of_seed_turn_and_step():
+    rows = [(0, 0, 0), (11, 2, 5), (2**31 - 2, 7, 511), (123456789, 0, 3)]
+    seeds, turns = (torch.tensor([r[k] for r in rows]) for k in (0, 1))
+    for step in (0, 5, 511):
+        got = counter_uniform(seeds, turns, step).tolist()
+        expected = [(splitmix(splitmix(splitmix(s) ^ t) ^ step) >> 11) / 2**53 for s, t, _ in rows]
+        assert got == expected
+    # Known value: SplitMix64 of 0 is 0xE220A8397B1DCDAF.
+    assert splitmix(0) == 0xE220A8397B1DCDAF
+    draws = counter_uniform(torch.arange(4000), torch.zeros(4000, dtype=torch.long), 0)
+    assert draws.min() >= 0.0 and draws.max() < 1.0
+    assert abs(draws.mean().item() - 0.5) < 0.02  # 4,000 uniforms: standard error 0.0046
+
+
 def test_group_sampling_is_the_inverse_cdf_of_each_episodes_own_draw(group_policy):
-    """Weights (0, 0.25, 0.75): the token is 1 when the episode's uniform draw is below 0.25,
-    else 2, and never the weight-0 token."""
+    """Weights (0, 0.25, 0.75): the token is 1 when the episode's draw for its turn and step is
+    below 0.25, else 2, and never the weight-0 token."""
     seeds = [11, 12, 13, 14, 15, 16]
+    turns = [0, 1, 0, 2, 0, 1]
     group_policy.seed_episodes(seeds)
     scores = torch.tensor([[0.0, 0.25, 0.75]]).log().repeat(len(seeds), 1)
-    chosen = [_choose(group_policy, scores, list(range(len(seeds)))) for _ in range(4)]
-    draws = [torch.Generator().manual_seed(s) for s in seeds]
+    episodes = list(range(len(seeds)))
+    chosen = [_choose(group_policy, scores, episodes, step=k, turns=turns) for k in range(8)]
     expected = [
-        [1 if torch.rand(1, generator=g, dtype=torch.float64).item() < 0.25 else 2 for g in draws]
-        for _ in range(4)
+        [
+            1 if (splitmix(splitmix(splitmix(s) ^ t) ^ k) >> 11) / 2**53 < 0.25 else 2
+            for s, t in zip(seeds, turns)
+        ]
+        for k in range(8)
     ]
     assert chosen == expected
     assert {1, 2} == {t for row in chosen for t in row}
@@ -309,12 +340,15 @@ def test_group_sampling_does_not_depend_on_the_batch(group_policy):
     scores = torch.log_softmax(torch.randn(3, 50, generator=torch.Generator().manual_seed(0)), -1)
     for settings in (GenerationSettings(temperature=1.0), GenerationSettings(top_p=0.6)):
         group_policy.seed_episodes([7, 8, 9])
-        batched = [_choose(group_policy, scores, [0, 1, 2], settings) for _ in range(5)]
+        batched = [_choose(group_policy, scores, [0, 1, 2], settings, k) for k in range(5)]
         alone = []
         for row in range(3):
             group_policy.seed_episodes([7, 8, 9])
             alone.append(
-                [_choose(group_policy, scores[row : row + 1], [row], settings)[0] for _ in range(5)]
+                [
+                    _choose(group_policy, scores[row : row + 1], [row], settings, k)[0]
+                    for k in range(5)
+                ]
             )
         assert [list(t) for t in zip(*alone)] == batched
         assert len({t for step in batched for t in step}) > 3  # really sampled

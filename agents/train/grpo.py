@@ -96,31 +96,72 @@ from drawenv.rewards import get_reward
 # -- sampling --------------------------------------------------------------------------------
 
 
-class GroupSampledPolicy(VLMPolicy):
-    """A :class:`VLMPolicy` whose episodes each sample from their own generator.
+def _signed(value: int) -> int:
+    """A 64-bit constant as the int64 that has its bits."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
-    :meth:`seed_episodes` gives episode ``e`` of the next rollout the seed ``seeds[e]``. Its
-    tokens then depend on nothing but that seed and its own sequence: not on the batch it was
-    played in, nor on the rank. That is what makes a world-size-2 step equal a world-size-1 step.
+
+_GOLDEN, _MIX1, _MIX2 = (
+    _signed(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+)
+
+
+def _shift(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 bit patterns."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser on int64 tensors (products wrap around, as in C)."""
+    x = x + _GOLDEN
+    x = (x ^ _shift(x, 30)) * _MIX1
+    x = (x ^ _shift(x, 27)) * _MIX2
+    return x ^ _shift(x, 31)
+
+
+def counter_uniform(seeds: torch.Tensor, turns: torch.Tensor, step: int) -> torch.Tensor:
+    """One uniform in [0, 1) (float64) per row, a function of the row's seed, turn and step alone:
+    ``mix(mix(mix(seed) ^ turn) ^ step)``'s top 53 bits. Nothing is kept from call to call."""
+    x = _mix(_mix(_mix(seeds) ^ turns) ^ step)
+    return _shift(x, 11).double() * 2.0**-53
+
+
+class GroupSampledPolicy(VLMPolicy):
+    """A :class:`VLMPolicy` whose episodes each sample from draws of their own.
+
+    :meth:`seed_episodes` gives episode ``e`` of the next rollouts the seed ``seeds[e]``. The draw
+    for its token at step ``k`` of turn ``t`` is :func:`counter_uniform` of (seed, t, k), made on
+    the device: its tokens depend on nothing but that seed and its own sequence, not on the batch
+    it was played in, nor on the rank (what makes a world-size-2 step equal a world-size-1 step),
+    and decoding needs no read back to the host per token.
     """
 
+    stateless_choice = True
     episode_seeds: Sequence[int] | None = None
 
     def seed_episodes(self, seeds: Sequence[int] | None) -> None:
-        """Use one generator per episode index for the next rollouts (``None``: the shared one)."""
+        """Use one stream of draws per episode index for the next rollouts (``None``: the
+        shared generator)."""
         self.episode_seeds = None if seeds is None else list(seeds)
-        self._generators: dict[int, torch.Generator] = {}
+        self._rows: tuple[tuple[int, ...], tuple[int, ...], torch.Tensor, torch.Tensor] | None = (
+            None
+        )
 
-    def _generator(self, episode: int) -> torch.Generator:
-        if episode not in self._generators:
-            generator = torch.Generator()  # on the CPU: one cheap draw per row and token
-            generator.manual_seed(int(self.episode_seeds[episode]))
-            self._generators[episode] = generator
-        return self._generators[episode]
+    def _row_counters(self, episodes: Sequence[int], turns: Sequence[int], device: torch.device):
+        """The device tensors of the rows' seeds and turns, made once per turn of the batch."""
+        key = (tuple(episodes), tuple(turns))
+        if self._rows is None or self._rows[:2] != key or self._rows[2].device != device:
+            seeds = [int(self.episode_seeds[e]) for e in episodes]
+            self._rows = (
+                *key,
+                torch.tensor(seeds, dtype=torch.long, device=device),
+                torch.tensor(list(turns), dtype=torch.long, device=device),
+            )
+        return self._rows[2], self._rows[3]
 
     def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
-        """Sample every row by inverse CDF from one uniform draw of its episode's generator
-        (see :meth:`seed_episodes`), all rows in one batched search."""
+        """Sample every row by inverse CDF from its episode's draw for this turn and step (see
+        :meth:`seed_episodes`), all rows in one batched search."""
         if self.episode_seeds is None or settings.temperature == 0:
             return super().choose_tokens(
                 scores,
@@ -130,9 +171,9 @@ class GroupSampledPolicy(VLMPolicy):
                 turns=turns,
                 generated=generated,
             )
-        draws = [torch.rand(1, generator=self._generator(e), dtype=torch.float64) for e in episodes]
+        seeds, turn_ids = self._row_counters(episodes, turns, scores.device)
         cdf = sampling_probs(scores, settings.top_p).double().cumsum(-1)
-        targets = torch.cat(draws).to(cdf.device)[:, None] * cdf[:, -1:]
+        targets = counter_uniform(seeds, turn_ids, generated.step)[:, None] * cdf[:, -1:]
         # right=True: the first token whose cumulative weight exceeds the target, so a token of
         # weight 0 is never chosen.
         tokens = torch.searchsorted(cdf, targets, right=True).squeeze(-1)

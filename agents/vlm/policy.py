@@ -253,6 +253,11 @@ class VLMPolicy:
         settings: default :class:`GenerationSettings`.
     """
 
+    stateless_choice = False
+    """Set by a subclass whose :meth:`choose_tokens` keeps no state between steps (its draws a
+    function of the episode, turn and step): decoding then reads tokens back every
+    :data:`READ_EVERY` steps, as the built-in sampling does, not at every step."""
+
     def __init__(self, model: Any, processor: Any, settings: GenerationSettings | None = None):
         self.model = model
         self.processor = processor
@@ -573,15 +578,16 @@ class VLMPolicy:
         sequences must be the earlier ones grown (same ``episode``), and episodes left out are
         dropped from the cache. Stop tokens and per-row limits are checked on the device; the
         chosen tokens are read back to the host every ``read_every`` steps (default
-        :data:`READ_EVERY`, or 1 when a subclass overrides :meth:`choose_tokens`, whose own
-        state, e.g. a generator of its own, must see exactly the steps a token-by-token loop
-        makes). Stop strings are checked at those reads, token by token, with the same outcome.
+        :data:`READ_EVERY`, or 1 when a subclass overrides :meth:`choose_tokens` without
+        :attr:`stateless_choice`, whose own state, e.g. a generator of its own, must see exactly
+        the steps a token-by-token loop makes). Stop strings are checked at those reads, token
+        by token, with the same outcome.
         ``times`` gets the seconds of the ``prefill`` and ``decode`` phases added.
         """
         times = times or PhaseTimes()
         settings = settings or self.settings
         if read_every is None:
-            read_every = 1 if self._custom_choice() else READ_EVERY
+            read_every = 1 if self._custom_choice() and not self.stateless_choice else READ_EVERY
         if read_every < 1:
             raise ValueError(f"Expected read_every >= 1, got {read_every!r}.")
         layer_types = getattr(self.model.config.get_text_config(), "layer_types", None) or ()
