@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -108,8 +110,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-EVAL = ["eval", "--model", "tiny", "--task", "maze", "-n", "3", "--max-turns", "3"]
-"""The command the docs show, less ``--api-base`` and ``--out``."""
+def doc_commands(block: int) -> list[list[str]]:
+    """The commands of the ``block``-th bash block of docs/integrations.md's served-model
+    section, split as a shell would (line continuations joined, a trailing ``&`` dropped)."""
+    section = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
+    section = section.split("\n## Served models\n", 1)[1]
+    code = re.findall(r"```bash\n(.*?)```", section, re.S)[block].replace("\\\n", " ")
+    return [shlex.split(line.strip().removesuffix("&")) for line in code.splitlines() if line]
+
+
+def doc_command(block: int, program: str, swap: dict[str, str]) -> list[str]:
+    """The arguments of the docs' ``program`` command in ``block``, its values in ``swap``
+    (the docs' port, folders) replaced by this test's."""
+    (command,) = [c for c in doc_commands(block) if c[0] == program]
+    return [swap.get(arg, arg) for arg in command[1:]]
+
+
+DOC_URL = "http://127.0.0.1:8000/v1"
+"""The server address the docs' commands use; the tests swap in their server's."""
 
 
 @pytest.mark.parametrize("server", [[*steering(*DRAWS), "--delay", "0.2"]], indirect=True)
@@ -121,7 +139,12 @@ def test_eval_plays_episodes_against_the_server(
     chromium,  # noqa: F811
 ):
     out = tmp_path / "run"
-    main([*EVAL, "--api-base", server.url, "--concurrency", "3", "--out", str(out)])
+    # The docs' command, against this server, the random model steered as the docs say.
+    assert doc_commands(1)[1] == [
+        *("PYTHONPATH=.", "python", "tests/chat_server.py"),
+        *("--model", "runs/tiny-vlm", "--port", "8000"),
+    ]
+    main(doc_command(1, "drawenv", {DOC_URL: server.url, "runs/served": str(out)}))
     printed = capsys.readouterr().out
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["episode"] for r in records] == [0, 1, 2]
@@ -217,8 +240,9 @@ def test_unknown_model_names_the_fix(server):
 
 def test_unreachable_server_names_api_base_and_the_fix(tmp_path, capsys):
     url = f"http://127.0.0.1:{free_port()}/v1"
+    out = str(tmp_path / "run")
     with pytest.raises(SystemExit) as exit:
-        main([*EVAL, "--api-base", url, "--retries", "1", "--out", str(tmp_path / "run")])
+        main([*doc_command(1, "drawenv", {DOC_URL: url, "runs/served": out}), "--retries", "1"])
     assert exit.value.code == 2
     error = capsys.readouterr().err
     assert f"Could not reach the chat-completions server at `--api-base {url}`" in error
@@ -273,10 +297,20 @@ def test_eval_against_transformers_serve(tiny_folder, tmp_path):
         pytest.importorskip(module, reason="`transformers serve` needs the `serve` extra")
     folder = image_only_copy(tiny_folder, tmp_path / "tiny")
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "run"
+    # The docs' commands, with this test's folder, port and output folder.
+    swap = {
+        "runs/tiny-vlm-serve": str(folder),
+        "8000": str(port),
+        DOC_URL: f"{url}/v1",
+        "runs/served-transformers": str(out),
+    }
+    serve = doc_command(2, "transformers", swap)
+    assert serve[:2] == ["serve", str(folder)]
     command = [
         *(sys.executable, "-c", "from transformers.cli.transformers import main; main()"),
-        *("serve", str(folder), "--trust-remote-code", "--device", "cpu"),
-        *("--host", "127.0.0.1", "--port", str(port)),
+        *serve,
     ]
     env = {
         **os.environ,
@@ -287,7 +321,6 @@ def test_eval_against_transformers_serve(tiny_folder, tmp_path):
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
         try:
-            url = f"http://127.0.0.1:{port}"
             for _ in range(360):  # up to about 3 minutes for the server to load
                 try:
                     with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
@@ -303,13 +336,7 @@ def test_eval_against_transformers_serve(tiny_folder, tmp_path):
             if process.poll() is not None:
                 log.seek(0)
                 pytest.fail(f"transformers serve ended: {log.read()[-3000:]}")
-            out = tmp_path / "run"
-            main(
-                [
-                    *("eval", "--api-base", f"{url}/v1", "--model", str(folder)),
-                    *("--task", "maze", "-n", "2", "--max-tokens", "8", "--out", str(out)),
-                ]
-            )
+            main(doc_command(2, "drawenv", swap))
         finally:
             process.terminate()
             process.wait(timeout=60)
