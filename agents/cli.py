@@ -10,6 +10,7 @@ from typing import Any
 
 from agents.evaluate import evaluate, evaluate_suites, report
 from agents.scripted import AGENTS, make_agent
+from drawenv import VILASR_ENV_ID
 from drawenv.errors import DrawEnvError, check_choice, invalid_argument
 from drawenv.rewards.scores import MRA_CONVENTIONS
 from drawenv.tasks import SUITES
@@ -140,6 +141,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
         env_kwargs["max_pixels"] = args.max_pixels
     if args.max_turns is not None:
         env_kwargs["max_turns"] = args.max_turns
+    if check_choice("--env", args.env, ["DrawSpatial-v0", VILASR_ENV_ID]) == VILASR_ENV_ID:
+        if args.api_base is not None or args.agent == "vlm" or args.mra != "drawenv":
+            raise DrawEnvError(
+                f"`--env {VILASR_ENV_ID}` plays the scripted agents (`--agent NAME`) and pays "
+                "ViLaSR's own reward: leave out `--api-base`, `--agent vlm` and `--mra`."
+            )
+        env_kwargs = {k: v for k, v in env_kwargs.items() if k != "protocol"}
+        env_kwargs.update(env_id=VILASR_ENV_ID, vilasr_repo=args.vilasr_repo)
+        run_and_report([args.agent], suites, args.n, args.seed, out, **env_kwargs)
+        return
     if args.api_base is not None:
         eval_served(args, suites, out, **env_kwargs)
         return
@@ -317,10 +328,21 @@ def _add_eval(commands: Any) -> None:
     p.add_argument("--out", help="write results.jsonl, images and index.html here")
     p.add_argument("--max-turns", type=int, help="model turns per episode (default: the suite's)")
     p.add_argument(
+        "--env",
+        default="DrawSpatial-v0",
+        help=f"DrawSpatial-v0 (default) or {VILASR_ENV_ID} (ViLaSR's rollout and reward; "
+        "ViLaSR-converted records also get ViLaSR's per-type evaluation table)",
+    )
+    p.add_argument(
+        "--vilasr-repo",
+        help=f"with --env {VILASR_ENV_ID}: a local ViLaSR checkout to read its prompts from",
+    )
+    p.add_argument(
         "--mra",
         default="drawenv",
-        help="MRA convention of numeric accuracy: drawenv, vilasr (ViLaSR's training reward) or "
-        "vsi (VSI-Bench's scorer) (default drawenv; docs/rewards.md)",
+        help="MRA convention of numeric accuracy: drawenv, vilasr (ViLaSR's training reward), "
+        "vsi (VSI-Bench's scorer) or vilasr_eval (ViLaSR's eval script) (default drawenv; "
+        "docs/rewards.md)",
     )
     _add_env_options(p)
     vlm = p.add_argument_group("with --agent vlm")

@@ -18,7 +18,10 @@ import numpy as np
 from PIL import Image
 
 from agents.base import Agent
+from drawenv import VILASR_ENV_ID
 from drawenv.env import DrawSpatialEnv
+from drawenv.rewards import vilasr_eval_score
+from drawenv.vilasr import ViLaSREnv, format_type_table
 
 
 def play_episode(
@@ -83,6 +86,13 @@ def play_episode(
         n_turns=info["turn"],
         n_operations=sum(len(turn["operations"]) for turn in record["turns"]),
     )
+    given = task.metadata.get("vilasr")
+    if given:  # a record converted from ViLaSR's files: also scored as their eval script does
+        last = record["turns"][-1]["text"] if record["turns"] else ""
+        record["vilasr_score"] = vilasr_eval_score(last, given["answer"], given["question_type"])
+        record["vilasr_type"] = str(
+            task.metadata.get("original_question_type") or given["question_type"]
+        )
     return record
 
 
@@ -114,8 +124,10 @@ def evaluate(
     **env_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Play ``episodes`` episodes with seeds ``seed, seed + 1, …``; item ``i`` of a finite source
-    or a sampled item of an endless one."""
-    env = DrawSpatialEnv(task=task, **env_kwargs)
+    or a sampled item of an endless one. ``env_id="DrawSpatial-ViLaSR-v0"`` in ``env_kwargs``
+    plays ViLaSR's rollout (:class:`~drawenv.vilasr.ViLaSREnv`) instead of DrawSpatial-v0."""
+    env_id = env_kwargs.pop("env_id", None)
+    env = (ViLaSREnv if env_id == VILASR_ENV_ID else DrawSpatialEnv)(task=task, **env_kwargs)
     results = []
     for i in range(episodes):
         index = i if env.source.size is not None else None
@@ -242,6 +254,9 @@ def report(results: list[dict[str, Any]], out: Path | None, *tables: str) -> Non
     ``results.jsonl`` and the viewer there (:func:`save_run`)."""
     print()
     print(format_table(summarise(results)))
+    vilasr = [(r["vilasr_type"], r["vilasr_score"]) for r in results if "vilasr_score" in r]
+    if vilasr:
+        tables = (*tables, format_type_table(vilasr))
     for table in tables:
         print()
         print(table)

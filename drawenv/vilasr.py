@@ -18,7 +18,7 @@ import ast
 import copy
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -623,6 +623,54 @@ class ViLaSREnv(DrawSpatialEnv):
         return info
 
 
+VSIBENCH_TYPES = (
+    "object_rel_distance",
+    "object_rel_direction",
+    "route_planning",
+    "obj_appearance_order",
+    "object_counting",
+    "object_abs_distance",
+    "object_size_estimation",
+    "room_size_estimation",
+)
+"""VSI-Bench's question types in the order ViLaSR's summary lists them."""
+
+
+def type_averages(
+    scored: Iterable[tuple[str, float]],
+) -> tuple[dict[str, tuple[float, int]], float]:
+    """Per-type ``(mean score, count)`` and the overall score, as ViLaSR's evaluation summarises
+    VSI-Bench: ``_easy`` / ``_medium`` / ``_hard`` types merge into their base type, and the
+    overall score is the mean of the type means (over VSI-Bench's eight types when any is
+    present, else over every type). VSI-Bench's types come first, in its order."""
+    groups: dict[str, list[float]] = {}
+    for kind, score in scored:
+        kind = str(kind)
+        if any(level in kind for level in ("_easy", "_medium", "_hard")):
+            kind = kind.split("_easy")[0].split("_medium")[0].split("_hard")[0]
+        groups.setdefault(kind, []).append(float(score))
+    order = [k for k in VSIBENCH_TYPES if k in groups] + sorted(set(groups) - set(VSIBENCH_TYPES))
+    table = {k: (sum(groups[k]) / len(groups[k]), len(groups[k])) for k in order}
+    counted = [k for k in order if k in VSIBENCH_TYPES] or order
+    overall = sum(table[k][0] for k in counted) / len(counted) if counted else 0.0
+    return table, overall
+
+
+def format_type_table(scored: Iterable[tuple[str, float]]) -> str:
+    """:func:`type_averages` as a text table."""
+    scored = list(scored)
+    table, overall = type_averages(scored)
+    width = max([len(k) for k in table] + [26])
+    lines = ["ViLaSR evaluation score by question type (eval/evaluate.py rules)",
+             f"{'type':<{width}} {'score':>7} {'n':>5}"]  # fmt: skip
+    lines.append("-" * len(lines[1]))
+    lines += [f"{k:<{width}} {mean:>7.3f} {n:>5}" for k, (mean, n) in table.items()]
+    mean_all = sum(s for _, s in scored) / len(scored) if scored else 0.0
+    lines.append(f"{'overall (mean of types)':<{width}} {overall:>7.3f} {len(scored):>5}")
+    lines.append(f"{'mean of all answers':<{width}} {mean_all:>7.3f} {len(scored):>5}")
+    return "\n".join(lines)
+
+
 def _answers(text: str) -> bool:
     return "<answer>" in text and "</answer>" in text
 
@@ -655,8 +703,11 @@ __all__ = [
     "MAX_IMAGES",
     "PALETTE",
     "RESPONSE_TOKENS",
+    "VSIBENCH_TYPES",
     "ViLaSREnv",
     "VilasrPrompts",
     "drawing_items",
+    "format_type_table",
     "read_vilasr_prompts",
+    "type_averages",
 ]

@@ -112,3 +112,18 @@ def test_accuracy_takes_the_convention():
     assert accuracy("1", 0, "count", mra_convention="vsi") == 0.0
     with pytest.raises(DrawEnvError, match="mra_convention"):
         accuracy("5", 4, "count", mra_convention="paper")
+
+
+@pytest.mark.parametrize(
+    ("pred", "truth", "expected"),
+    [
+        (5, 4, F32[6]),  # float32 error 0.25 equals the tolerance: <= passes it
+        (21, 20, F32[10]),
+        (13, 10, F32[5]),  # the float32 tolerance equals the error: <= passes
+        (14, 10, F32[2]),  # float32 1 - 0.6 = 0.39999998 lies below the error 0.4
+        (15, 10, F32[1]),
+        (-3, -3.5, F32[8]),
+    ],
+)
+def test_vilasr_eval_is_vilasr_with_less_or_equal(pred, truth, expected):
+    assert mra(pred, truth, "vilasr_eval") == expected

@@ -47,6 +47,7 @@ from drawenv.rewards.vilasr import (
     VILASR_QUESTION_TYPES,
     vilasr_accuracy,
     vilasr_answer,
+    vilasr_eval_score,
     vilasr_format,
     vilasr_number,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "trl_accuracy_reward",
     "vilasr_accuracy",
     "vilasr_answer",
+    "vilasr_eval_score",
     "vilasr_format",
     "vilasr_number",
 ]

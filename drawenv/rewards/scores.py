@@ -69,7 +69,7 @@ def _checked_truth(truth: Any, *, positive: bool) -> np.ndarray:
     return y
 
 
-MRA_CONVENTIONS = ("drawenv", "vilasr", "vsi")
+MRA_CONVENTIONS = ("drawenv", "vilasr", "vsi", "vilasr_eval")
 
 # ViLaSR's thresholds as its code builds them (float32 0.50, 0.55, …, 0.95), and VSI-Bench's
 # (float64, np.linspace); each convention compares against 1 - theta in its own precision.
@@ -92,15 +92,21 @@ def mra(pred: Any, truth: Any, convention: str = "drawenv") -> float | np.ndarra
       any finite truth, 0 and negatives included. The result is the float32 mean.
     - ``"vsi"``: VSI-Bench's official scorer: float64, ``<=`` against ``1 - linspace(.5, .95,
       10)``; the truth must be > 0.
+    - ``"vilasr_eval"``: ViLaSR's evaluation script: as ``"vilasr"`` but with ``<=``.
     """
     convention = check_choice("convention", convention, MRA_CONVENTIONS)
-    if convention == "vilasr":
+    if convention in ("vilasr", "vilasr_eval"):
         y = _checked_truth(truth, positive=False)
         with np.errstate(over="ignore", invalid="ignore"):
             y32 = y.astype(np.float32)  # beyond float32 a truth is inf, and nothing passes
             p32 = np.asarray(pred, dtype=np.float64).astype(np.float32)
             error = np.abs(p32 - y32) / (np.abs(y32) + np.float32(1e-8))
-            passed = (error[..., None] < _VILASR_TOLERANCES).sum(axis=-1, dtype=np.float32)
+            inside = (
+                error[..., None] < _VILASR_TOLERANCES
+                if convention == "vilasr"
+                else error[..., None] <= _VILASR_TOLERANCES
+            )
+            passed = inside.sum(axis=-1, dtype=np.float32)
         hits = passed / np.float32(len(_VILASR_TOLERANCES))
         return _as_output(hits.astype(np.float64), pred, truth)
     y = _checked_truth(truth, positive=True)
@@ -225,7 +231,7 @@ def accuracy(
         return 0.0
     if numeric == "snra":
         return float(snra(p, y, k, relative=y != 0))
-    if y == 0 and mra_convention != "vilasr":
+    if y == 0 and mra_convention not in ("vilasr", "vilasr_eval"):
         return float(p == 0.0)
     return float(mra(p, y, mra_convention))
 

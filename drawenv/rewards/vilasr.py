@@ -179,6 +179,47 @@ def _relabelled(boxes: list[Any]) -> bool:
     return moved
 
 
+def vilasr_eval_score(output: str, truth: Any, problem_type: str) -> float:
+    """One answer scored as ViLaSR's evaluation script scores it (``eval/evaluate.py``).
+
+    The answer is the first ``<answer>…</answer>`` of ``output`` (the last turn), else the whole
+    text. ``multiple choice``: the first characters of answer and truth, case-folded, are equal.
+    ``numerical``: 1 when both or neither contain ``.`` or ``,`` and, with commas removed, both
+    read as floats equal to 2 decimals. ``regression``: MRA, convention ``"vilasr_eval"`` (float32,
+    ``<=``), of the whole answer read as a float (commas removed). Other types score 0, and so
+    does an empty multiple-choice answer, where the script itself fails.
+    """
+    answer, expected = _eval_answer(str(output)), _eval_answer(str(truth))
+    if problem_type == "multiple choice":
+        answer, expected = answer.strip(), expected.strip()
+        return float(bool(answer and expected) and answer[0].lower() == expected[0].lower())
+    if problem_type == "numerical":
+        if ("." in expected or "," in expected) != ("." in answer or "," in answer):
+            return 0.0
+        pred, value = _eval_float(answer), _eval_float(expected)
+        if pred is None or value is None:
+            return 0.0
+        return float(round(value, 2) == round(pred, 2))
+    if problem_type == "regression":
+        pred, value = _eval_float(answer), _eval_float(expected)
+        if pred is None or value is None or not math.isfinite(value):
+            return 0.0
+        return float(mra(pred, value, convention="vilasr_eval"))
+    return 0.0
+
+
+def _eval_answer(text: str) -> str:
+    match = _ANSWER.search(text)
+    return match.group(1).strip() if match else text
+
+
+def _eval_float(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class VilasrExactReward:
     """``vilasr_exact``: ViLaSR's released reward, rule for rule (module docstring).
@@ -212,6 +253,7 @@ __all__ = [
     "VilasrExactReward",
     "vilasr_accuracy",
     "vilasr_answer",
+    "vilasr_eval_score",
     "vilasr_format",
     "vilasr_number",
 ]
