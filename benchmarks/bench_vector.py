@@ -6,15 +6,17 @@ in step with the image sizes it sees) on 16 tasks of the ``counting`` suite gene
 (generating a scene costs more than an episode), episodes resetting as they end.
 Rows: a plain loop over one env (the baseline), then Gymnasium's ``SyncVectorEnv`` and
 ``AsyncVectorEnv`` (``shared_memory=False``, one process per env) with 1 and 2 envs, with the
-env's default ``copy_images=True`` and with ``copy_images=False``.
+env's default ``copy_images=True`` and with ``copy_images=False``, then ``drawenv.make_vec`` with
+its defaults (no copies; its async workers send new images only).
 
 Live suite: the same random agent on the ``counting`` suite itself, each reset rendering a new
 item (the suite's own cost), as training meets it: one plain env against ``drawenv.make_vec``
 with its defaults, sync and async with 1 and 2 workers.
 
 Bytes per step, from the same random agent in one env: the observation's image bytes (what a
-``SyncVectorEnv`` hands over by reference and copies once with its default ``copy=True``) and
-the pickled size of the step result (what an ``AsyncVectorEnv`` worker sends through its pipe).
+``SyncVectorEnv`` hands over by reference and copies once with Gymnasium's default
+``copy=True``), the pickled size of the whole step result (what Gymnasium's ``AsyncVectorEnv``
+worker sends through its pipe) and of the reply drawenv's worker sends (new images only).
 
 Memory: one episode that draws on its latest image every turn until the ``max_images`` budget,
 traced with ``tracemalloc``: the bytes of the distinct images against the memory still allocated
@@ -39,6 +41,7 @@ import drawenv
 from drawenv import Box, Draw
 from drawenv.env import DrawSpatialEnv
 from drawenv.spaces import ModelText
+from drawenv.vector import _NewImages
 
 POOL: list = []  # counting tasks generated once, so the loop times the env, not the generator
 
@@ -78,8 +81,12 @@ def single_env_rate(steps: int, seed: int, copy_images: bool) -> float:
 
 
 def vector_rate(kind: str, count: int, steps: int, seed: int, copy_images: bool) -> float:
-    fns = [make_env(copy_images) for _ in range(count)]
-    envs = SyncVectorEnv(fns) if kind == "sync" else AsyncVectorEnv(fns, shared_memory=False)
+    if kind.startswith("drawenv-"):  # make_vec's defaults: no copies, new images only
+        make_env()  # the task pool
+        envs = drawenv.make_vec(count, kind.removeprefix("drawenv-"), task=list(POOL))
+    else:
+        fns = [make_env(copy_images) for _ in range(count)]
+        envs = SyncVectorEnv(fns) if kind == "sync" else AsyncVectorEnv(fns, shared_memory=False)
     spaces = samplers(count, seed)
     obs, _ = envs.reset(seed=[seed + i for i in range(count)])
     start = time.perf_counter()
@@ -91,10 +98,13 @@ def vector_rate(kind: str, count: int, steps: int, seed: int, copy_images: bool)
 
 
 def live_rates(steps: int, seed: int, envs: list[int]) -> list[tuple[str, float]]:
-    """Steps/s on the live counting suite: one plain env, then ``make_vec`` with its defaults."""
+    """Steps/s on the live counting suite: one plain env, then ``make_vec`` with its defaults.
+    Every env of every row starts from its own seed, so no row replays items that an earlier
+    row rendered (the render cache would make them nearly free)."""
+    seeds = (seed + 10_000 * (row + 1) for row in range(100))
     env = DrawSpatialEnv(task="counting")
     spaces = samplers(1, seed)
-    obs, _ = env.reset(seed=seed)
+    obs, _ = env.reset(seed=next(seeds))
     start = time.perf_counter()
     for _ in range(steps):
         obs, _, terminated, truncated, _ = env.step(actions(spaces, (obs["images"],))[0])
@@ -105,7 +115,7 @@ def live_rates(steps: int, seed: int, envs: list[int]) -> list[tuple[str, float]
         for count in envs:
             vec = drawenv.make_vec(count, mode, task="counting")
             spaces = samplers(count, seed)
-            obs, _ = vec.reset(seed=[seed + 100 * i for i in range(count)])
+            obs, _ = vec.reset(seed=[next(seeds) for _ in range(count)])
             start = time.perf_counter()
             for _ in range(steps // count):
                 obs, *_ = vec.step(actions(spaces, obs["images"]))
@@ -115,21 +125,26 @@ def live_rates(steps: int, seed: int, envs: list[int]) -> list[tuple[str, float]
     return rows
 
 
-def bytes_per_step(steps: int, seed: int) -> tuple[float, float, float]:
-    """Mean image bytes of an observation, mean pickled step result, mean images held."""
-    env = make_env()()
+def bytes_per_step(steps: int, seed: int) -> tuple[float, float, float, float]:
+    """Mean image bytes of an observation, mean pickled step result (whole, and as drawenv's
+    async worker sends it: new images only), mean images held."""
+    env = make_env(copy_images=False)()
     spaces = samplers(1, seed)
     obs, _ = env.reset(seed=seed)
-    image_bytes, pickled, held = [], [], []
+    image_bytes, pickled, sent, held = [], [], [], []
     for _ in range(steps):
+        shown = obs
         result = env.step(actions(spaces, (obs["images"],))[0])
         obs = result[0]
         image_bytes.append(sum(image.nbytes for image in obs["images"]))
         pickled.append(len(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)))
+        reply = (_NewImages.of(shown, obs), *result[1:])
+        sent.append(len(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)))
         held.append(len(obs["images"]))
         if result[2] or result[3]:
             obs, _ = env.reset()
-    return float(np.mean(image_bytes)), float(np.mean(pickled)), float(np.mean(held))
+    means = (image_bytes, pickled, sent, held)
+    return tuple(float(np.mean(values)) for values in means)
 
 
 def episode_memory(copy_images: bool, max_images: int) -> tuple[int, int, int, int]:
@@ -172,6 +187,10 @@ def main() -> None:
                 rate = vector_rate(kind, count, args.steps, args.seed, copy_images)
                 name = f"{kind.capitalize()}VectorEnv x{count}, copy_images={copy_images}"
                 rows.append((name, rate))
+    for kind in ("sync", "async"):
+        for count in (int(v) for v in args.envs.split(",")):
+            rate = vector_rate(f"drawenv-{kind}", count, args.steps, args.seed, False)
+            rows.append((f"drawenv.make_vec({count}, {kind!r}), defaults", rate))
     print(f"{'random agent, counting suite':<46} {'steps/s':>9} {'x baseline':>11}")
     print("-" * 68)
     for name, rate in rows:
@@ -183,10 +202,11 @@ def main() -> None:
     for name, rate in live:
         print(f"{name:<46} {rate:>9.0f} {rate / live[0][1]:>11.2f}")
 
-    image_bytes, pickled, held = bytes_per_step(args.steps, args.seed)
+    image_bytes, pickled, sent, held = bytes_per_step(args.steps, args.seed)
     print(f"\nper env step (mean over {args.steps} steps, {held:.1f} images per observation)")
     print(f"  observation image bytes (Sync):      {image_bytes:>12,.0f}")
-    print(f"  pickled step result (Async pipe):    {pickled:>12,.0f}  x{pickled / image_bytes:.3f}")
+    print(f"  pickled step result (whole):         {pickled:>12,.0f}  x{pickled / image_bytes:.3f}")
+    print(f"  pickled new images only (drawenv):   {sent:>12,.0f}  x{sent / image_bytes:.3f}")
 
     print(
         f"\n{'one episode at the image budget':<34} {'images':>7} {'image MB':>9} {'held MB':>8} "
