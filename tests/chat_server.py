@@ -6,12 +6,13 @@ on 127.0.0.1 only and prints ``listening on http://127.0.0.1:PORT/v1`` once read
 
     PYTHONPATH=. python tests/chat_server.py --model /tmp/tiny-vlm --port 8000
 
-Test knobs: ``--write TEXT`` (repeatable) steers the model's token choices so that turn ``t``
-of a chat (``t`` assistant messages so far) writes the ``t``-th text (the last one after that),
-``--fail-first N`` answers the first N chat requests with HTTP 503, ``--delay S``
-holds every chat request S seconds before it is answered (so concurrent requests overlap), and
-``GET /v1/stats`` returns what was served: requests, failures, the most requests in flight at
-once, images received and the tokens reported in ``usage``.
+Test knobs: ``--write TEXT`` (repeatable) steers the model's token choices: a chat with ``t``
+assistant messages so far gets the ``t + 1``-th text (the last one once they run out).
+``--reasoning`` returns a turn's leading ``<think>…</think>`` as ``reasoning_content`` beside the
+rest (as vLLM's reasoning parsers do). ``--fail-first N`` answers the first N chat requests with
+HTTP 503. ``--delay S`` holds every chat request S seconds before answering it (so concurrent
+requests overlap). ``GET /v1/stats`` returns what was served: requests, failures, the most
+requests in flight at once, images received and the tokens reported in ``usage``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ class SteeredPolicy(VLMPolicy):
 class ChatModel:
     """A :class:`VLMPolicy` answering chat-completions bodies, one at a time."""
 
-    def __init__(self, path: str, name: str, max_tokens: int, texts: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        max_tokens: int,
+        texts: tuple[str, ...] = (),
+        reasoning: bool = False,
+    ):
+        self.reasoning = reasoning
         torch.set_num_threads(1)
         self.policy = (SteeredPolicy if texts else VLMPolicy).from_pretrained(path)
         self.policy.texts = texts
@@ -112,6 +121,10 @@ class ChatModel:
             "completion_tokens": len(out.ids),
             "total_tokens": len(segment.ids) + len(out.ids),
         }
+        message = {"role": "assistant", "content": out.text}
+        head, sep, rest = out.text.partition("</think>")
+        if self.reasoning and sep and head.startswith("<think>"):
+            message = {**message, "content": rest, "reasoning_content": head[len("<think>") :]}
         reply = {
             "id": f"chatcmpl-{time.monotonic_ns()}",
             "object": "chat.completion",
@@ -120,7 +133,7 @@ class ChatModel:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": out.text},
+                    "message": message,
                     "finish_reason": "length" if out.finish == "length" else "stop",
                 }
             ],
@@ -215,10 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (default)")
     parser.add_argument("--max-tokens", type=int, default=64, help="default max_tokens")
     parser.add_argument("--write", action="append", default=[], help="steer turns to TEXT")
+    parser.add_argument("--reasoning", action="store_true", help="split <think> off")
     parser.add_argument("--fail-first", type=int, default=0, help="answer these with 503")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to hold each request")
     args = parser.parse_args(argv)
-    model = ChatModel(args.model, args.name, args.max_tokens, tuple(args.write))
+    model = ChatModel(args.model, args.name, args.max_tokens, tuple(args.write), args.reasoning)
     server = ThreadingHTTPServer(
         ("127.0.0.1", args.port), handler(model, Stats(), args.fail_first, args.delay)
     )

@@ -216,6 +216,23 @@ def test_503s_are_retried_with_backoff(server):
     assert record["usage"]["requests"] == 1
 
 
+@pytest.mark.parametrize("server", [["--reasoning", *steering(DRAWS[0])]], indirect=True)
+def test_reasoning_split_off_by_the_server_is_put_back(server):
+    client = ChatClient(server.url, "tiny")
+    request = urllib.request.Request(
+        f"{server.url}/chat/completions",
+        data=json.dumps(client.body([{"role": "user", "content": "go"}])).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        message = json.load(response)["choices"][0]["message"]
+    assert message["reasoning_content"] == " mark it "
+    assert message["content"].startswith(" Action: Object Mapper")
+    (record,) = evaluate_served(client, task="maze", episodes=1, max_turns=1)
+    assert record["turns"][0]["text"] == DRAWS[0]  # the env judged the turn as written
+    assert record["turns"][0]["operations"][0]["label"] == "a"
+
+
 @pytest.mark.parametrize("server", [["--fail-first", "5"]], indirect=True)
 def test_retries_run_out_with_a_clear_error(server):
     client = ChatClient(server.url, "tiny", retries=1, backoff=0.01)
@@ -354,3 +371,35 @@ def test_eval_against_transformers_serve(tiny_folder, tmp_path):
 def test_the_client_needs_no_torch():
     code = "import sys, agents.cli, agents.served; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_images_travel_as_data_urls():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from agents.served import data_url, user_message
+
+    image = np.zeros((28, 56, 3), np.uint8)
+    image[:, 28:] = (200, 30, 10)
+    url = data_url(image)
+    assert url.startswith("data:image/png;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+    assert np.array_equal(decoded, image)  # PNG is lossless
+    assert data_url(image, "jpeg").startswith("data:image/jpeg;base64,")
+    message = user_message([image, image], "Which is red?")
+    assert message["role"] == "user"
+    assert [part["type"] for part in message["content"]] == ["image_url", "image_url", "text"]
+    assert message["content"][0]["image_url"]["url"] == url
+    assert message["content"][2]["text"] == "Which is red?"
+
+
+def test_retry_after_is_read_in_seconds():
+    from agents.served import _retry_after
+
+    assert _retry_after("2") == 2.0
+    assert _retry_after("0.5") == 0.5
+    assert _retry_after(None) is None
+    assert _retry_after("Wed, 21 Oct 2026 07:28:00 GMT") is None  # a date: the backoff applies
