@@ -327,3 +327,21 @@ def test_boxes_are_drawn_before_lines():
     image = _draw(env, items)
     assert tuple(image[40, 51]) == (0, 0, 0)  # the black line crosses over the red edge
     assert tuple(image[21, 70]) == (255, 0, 0)
+
+
+def test_the_token_budget_counts_the_template_and_256_per_image():
+    # Every text counts 1000 tokens: a drawing turn needs 1000 (the turn) + 1000 (the feedback
+    # template) + 256 (the image) = 2256. After five turns 11280 are spent; the sixth turn fits
+    # (12280 < 13312) but its image does not (13536): the episode ends there, the turn kept.
+    env = ViLaSREnv(task=[_task()], count_tokens=lambda text: 1000)
+    env.reset(seed=0)
+    for turn in range(1, 6):
+        obs, _, terminated, truncated, info = env.step(DRAW % turn)
+        assert not (terminated or truncated) and len(obs["images"]) == turn + 1
+    obs, reward, terminated, truncated, info = env.step(DRAW % 6)
+    assert truncated and info["termination"] == "max_tokens" and len(obs["images"]) == 6
+    assert info["reward_terms"]["format"] == 0.0  # the last turn holds no answer
+    env = ViLaSREnv(task=[_task()], count_tokens=lambda text: 13312)
+    env.reset(seed=0)
+    *_, truncated, info = env.step(DRAW % 1)  # the turn alone exhausts the budget
+    assert truncated and info["termination"] == "max_tokens"
