@@ -10,7 +10,8 @@ Test knobs: ``--write TEXT`` (repeatable) steers the model's token choices: a ch
 assistant messages so far gets the ``t + 1``-th text (the last one once they run out).
 ``--reasoning`` returns a turn's leading ``<think>…</think>`` as ``reasoning_content`` beside the
 rest (as vLLM's reasoning parsers do). ``--fail-first N`` answers the first N chat requests with
-HTTP 503. ``--delay S`` holds every chat request S seconds before answering it (so concurrent
+HTTP 503. ``--api-key KEY`` answers requests without ``Authorization: Bearer KEY`` with HTTP
+401. ``--delay S`` holds every chat request S seconds before answering it (so concurrent
 requests overlap). ``GET /v1/stats`` returns what was served: requests, failures, the most
 requests in flight at once, images received and the tokens reported in ``usage``.
 """
@@ -167,7 +168,9 @@ class Stats:
             return dict(self.values)
 
 
-def handler(model: ChatModel, stats: Stats, fail_first: int, delay: float) -> type:
+def handler(
+    model: ChatModel, stats: Stats, fail_first: int, delay: float, api_key: str | None = None
+) -> type:
     """The request handler class of one server."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -194,6 +197,9 @@ def handler(model: ChatModel, stats: Stats, fail_first: int, delay: float) -> ty
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             if self.path != "/v1/chat/completions":
                 self.send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
+                self.send(401, {"error": {"message": "invalid API key"}})
                 return
             if body.get("model") != model.name:
                 self.send(404, {"error": {"message": f"model {body.get('model')!r} not found"}})
@@ -230,11 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", action="append", default=[], help="steer turns to TEXT")
     parser.add_argument("--reasoning", action="store_true", help="split <think> off")
     parser.add_argument("--fail-first", type=int, default=0, help="answer these with 503")
+    parser.add_argument("--api-key", help="require this key")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to hold each request")
     args = parser.parse_args(argv)
     model = ChatModel(args.model, args.name, args.max_tokens, tuple(args.write), args.reasoning)
     server = ThreadingHTTPServer(
-        ("127.0.0.1", args.port), handler(model, Stats(), args.fail_first, args.delay)
+        ("127.0.0.1", args.port), handler(model, Stats(), args.fail_first, args.delay, args.api_key)
     )
     print(f"listening on http://127.0.0.1:{server.server_port}/v1", flush=True)
     server.serve_forever()

@@ -248,6 +248,17 @@ def test_a_slow_server_times_out(server):
         evaluate_served(client, task="maze", episodes=1, max_turns=1)
 
 
+@pytest.mark.parametrize("server", [["--api-key", "k-123"]], indirect=True)
+def test_the_api_key_comes_from_openai_api_key(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(DrawEnvError, match=r"HTTP 401: invalid API key\. Set OPENAI_API_KEY"):
+        evaluate_served(ChatClient(server.url, "tiny"), task="maze", episodes=1, max_turns=1)
+    monkeypatch.setenv("OPENAI_API_KEY", "k-123")
+    (record,) = evaluate_served(ChatClient(server.url, "tiny"), task="maze", episodes=1)
+    assert record["usage"]["requests"] == 1
+    assert server.stats()["requests"] == 1  # the refused request never reached the model
+
+
 def test_unknown_model_names_the_fix(server):
     client = ChatClient(server.url, "not-served", retries=3, backoff=0.01)
     with pytest.raises(DrawEnvError, match=r"HTTP 404.*`--model not-served`.*/models lists"):
