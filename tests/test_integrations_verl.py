@@ -307,6 +307,27 @@ def test_the_agent_loop_plays_a_whole_episode(tasks, protocol):
     assert "The index of the given image is 2" in decoded
 
 
+def test_the_docs_data_example_writes_rows_verl_reads(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    exec(compile(docs_block("### Data"), "docs/integrations.md", "exec"), {})
+    train = pd.read_parquet("train.parquet")
+    assert len(train) == 16 and len(pd.read_parquet("val.parquet")) == 4
+    row = train.iloc[0]
+    assert row["data_source"] == "drawenv" and row["prompt"][1]["content"].startswith("<image>")
+    assert json.loads(row["extra_info"]["drawenv"]) == {
+        "task": "counting",
+        "index": 0,
+        "max_turns": 4,
+    }
+    # The row's spec rebuilds the same task, in the tools and in compute_score.
+    env = DrawSpatialEnv(task="counting", max_turns=4)
+    env.reset(options={"index": 0})
+    assert row["extra_info"]["task_id"] == env.task.id
+    assert row["reward_model"]["ground_truth"] == str(env.task.answer)
+
+
 def test_scripts_set_up_and_the_docs_name_the_same_classes():
     script = (ROOT / "scripts" / "verl_env.sh").read_text()
     assert "verl==0.9.1" in script
