@@ -19,7 +19,6 @@ torch==2.13.0
 transformers==5.18.0
 tokenizers==0.23.1
 matplotlib==3.7.0
-trl==1.16.0
 pytest==8.0.0
 pytest-xdist==3.5.0
 hypothesis==6.100.0

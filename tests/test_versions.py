@@ -19,8 +19,10 @@ def declared_minimums() -> dict[str, Version]:
     """Each requirement of pyproject.toml (core and every extra) with its lower bound."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lines = list(project["dependencies"])
+    # Extras that cannot be installed at the lowest versions of the rest: verl pins transformers
+    # below `agents`' minimum (it has its own environment), and trl needs numpy >= 1.26.
     for name, extra in project["optional-dependencies"].items():
-        if name != "verl":  # verl's transformers pin excludes `agents`: its own environment
+        if name not in ("verl", "trl"):
             lines += extra
     minimums = {}
     for line in lines:
