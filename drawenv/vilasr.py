@@ -417,7 +417,10 @@ class ViLaSREnv(DrawSpatialEnv):
                 if self._calls_left < 0:
                     finished = "max_turns"
         if finished is None and len(self._pil) > MAX_IMAGES:
-            finished = "max_images"  # no further call: the rollout stops generating for it
+            # No further call: ViLaSR's sequence then ends with the feedback and an empty
+            # assistant turn, which its reward reads as the last turn.
+            finished = "max_images"
+            self._turns.append("")
         if finished is None and self._calls_left < 0:
             finished = "max_turns"
         self._ended = finished is not None

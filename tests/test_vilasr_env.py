@@ -68,16 +68,16 @@ def _play(case: dict, **kwargs):
     for turn in case["turns"]:
         obs, reward, terminated, truncated, info = env.step(turn)
         played += 1
-        if terminated or truncated:
-            break
         if info["new_image_indices"]:
             body = "".join(
                 VISION if p["type"] == "image" else p["text"] for p in info["vilasr_content"]
             )
             chat = f"<|im_end|>\n<|im_start|>user\n{body}<|im_end|>\n<|im_start|>assistant\n"
             feedback.append(_md5(chat.encode()))
-        else:
-            feedback.append(None)
+        elif not (terminated or truncated):
+            feedback.append(None)  # a discarded turn
+        if terminated or truncated:
+            break
     return played, obs, reward, info, feedback
 
 
@@ -90,9 +90,10 @@ def _quiet():
 
 def test_the_reference_covers_the_rollout_rules():
     endings = {case["rollout"]["ending"] for case in CASES}
-    assert endings == {"last_call", "answer", "ToolError", "IndexError"}
+    # not_selected: past the image cap the rollout stops calling the model
+    assert endings == {"last_call", "answer", "ToolError", "IndexError", "not_selected"}
     assert sum(None in case["rollout"]["feedback_md5"] for case in CASES) == 6  # discarded turns
-    assert max(len(case["rollout"]["images"]) for case in CASES) == 42
+    assert max(len(case["rollout"]["images"]) for case in CASES) == 43
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])

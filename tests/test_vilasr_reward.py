@@ -1,6 +1,6 @@
 """``vilasr_exact`` against ViLaSR's own reward code, case by case.
 
-``tests/data/vilasr_reward_reference.jsonl`` holds 193 episodes written for this test (multiple
+``tests/data/vilasr_reward_reference.jsonl`` holds 194 episodes written for this test (multiple
 choice, number extraction, MRA boundaries, the format rule over one to six turns, malformed
 turns and blocks, reflection, truths drawenv's records cannot hold). Each line has the turns, the
 truth, drawenv's answer type and the ViLaSR question type it maps to, and under ``vilasr`` the
@@ -46,11 +46,11 @@ def _episode(case: dict, termination: str = "answer") -> Episode:
 
 
 def test_the_reference_covers_what_it_claims():
-    assert len(CASES) >= 120 and len(SCORED) == 189 and len(RAISING) == 4
+    assert len(CASES) >= 120 and len(SCORED) == 190 and len(RAISING) == 4
     assert len({case["id"] for case in CASES}) == len(CASES)
     for case in CASES:
         assert VILASR_QUESTION_TYPES[case["answer_type"]] == case["question_type"]
-    assert max(len(case["turns"]) for case in CASES) == 7
+    assert max(len(case["turns"]) for case in CASES) == 8
     assert {c["vilasr"]["format"] for c in SCORED} == {0.0, 1.0}
     assert {c["vilasr"]["reflection"] for c in SCORED} == {0.0, 1.0}
 
