@@ -298,6 +298,25 @@ def test_the_reward_judges_format_with_trls_reasoning_content(tasks, reasoning, 
     assert TRLEnvReward()([completion(reasoning, final)], environments=[env]) == [expected]
 
 
+def test_calls_trl_answered_itself_take_no_reasoning(tasks):
+    """A call whose arguments do not bind never reaches the env (TRL answers it with an error
+    text); the next message's call does, and its missing reasoning costs the format."""
+    env = TRLDrawingEnv(task=str(tasks))
+    env.reset(**trl_dataset(str(tasks), size=1)[0])
+    env.draw_boxes(**CALL)
+    bad = {"type": "function", "function": {"name": "draw_boxes", "arguments": {"box": 1}}}
+    good = {"type": "function", "function": {"name": "draw_boxes", "arguments": CALL}}
+    messages = [
+        {"role": "assistant", "reasoning_content": "try", "tool_calls": [bad]},
+        {"role": "tool", "name": "draw_boxes", "content": "{'error': 'unexpected keyword'}"},
+        {"role": "assistant", "tool_calls": [good]},
+        {"role": "tool", "name": "draw_boxes", "content": []},
+        {"role": "assistant", "reasoning_content": "3", "content": ANSWER},
+    ]
+    assert TRLEnvReward()([messages], environments=[env]) == [0.5]
+    assert env.episode.info["reward_terms"]["format"] == 0.0
+
+
 def test_a_rollout_ending_on_a_tool_call_pays_nothing(tasks):
     env = TRLDrawingEnv(task=str(tasks))
     env.reset(**trl_dataset(str(tasks), size=1)[0])
