@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,19 @@ def test_convert_from_the_command_line(tmp_path):
     assert JsonlSource(tmp_path / "tasks.jsonl").size == 2
     bad = subprocess.run([*run[:-1], "vilasr2"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--format" in bad.stderr and "'vilasr'" in bad.stderr
+
+
+def test_a_converted_negative_truth_is_scored_by_mra_under_the_vilasr_env(tmp_path):
+    from drawenv.vilasr import ViLaSREnv
+
+    png(tmp_path / "vqa" / "cup.png", (112, 112))
+    record = convert_record(RL_NEGATIVE)
+    record["images"] = [str(tmp_path / "vqa" / "cup.png")]
+    answer = "<think>t</think> Action: Answer\n<answer>{}</answer>".format
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # drawenv's own prompts: fine here
+        env = ViLaSREnv(task=[record])
+    for given, accuracy in (("-0.35", 1.0), ("-0.3", 0.8), ("0.35", 0.0)):
+        env.reset(seed=0)
+        _, reward, terminated, _, info = env.step(answer(given))
+        assert terminated and info["reward_terms"]["accuracy"] == pytest.approx(accuracy)
