@@ -15,3 +15,5 @@ bash scripts/make_venv.sh .venv
 bash scripts/install_chromium.sh || echo "Chromium is missing: the browser tests will fail." >&2
 .venv/bin/python -m pytest -q "$@"
 bash scripts/test_lowest.sh
+# The verl adapter's tests, in verl's own environment (verl pins transformers below 5.11).
+bash scripts/verl_env.sh .venv-verl
