@@ -1,8 +1,9 @@
 """Resets: what one costs per suite, where it goes, and what a group of resets on one item costs.
 
 - Per suite: ``env.reset(options={"index": i})`` on items not rendered before in the process
-  (the render cache misses), ``--items`` items each; then the same item reset 8 times in a row,
-  as the envs of a GRPO group do (same seed, so the same index), against one reset.
+  (the render cache misses), ``--items`` items each; then a new item reset 8 times in a row,
+  as the envs of a GRPO group do (same seed, so the same index), against one reset. Suites take
+  turns item by item, so that load from other processes falls on all of them alike.
 - Rendering parts, timed alone: downsampling a supersampled 1344x1344 canvas (the counting
   suite's) with Pillow's LANCZOS filter, ``Image.reduce`` and OpenCV's ``INTER_AREA``; one
   ``textured_background`` of 448x448.
@@ -46,31 +47,31 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--items", type=int, default=8, help="fresh items reset per suite")
+    parser.add_argument("--items", type=int, default=12, help="fresh items reset per suite")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     fresh = itertools.count(10_000 + 1000 * args.seed)  # indices no earlier row rendered
 
     print(f"{'suite':<11} {'reset ms':>9} {f'{GROUP} resets, one item ms':>22} {'x one':>7}")
     print("-" * 52)
-    for suite in SUITES:
-        env = DrawSpatialEnv(task=suite)
+    envs = {suite: DrawSpatialEnv(task=suite) for suite in SUITES}
+    for env in envs.values():
         env.reset(options={"index": next(fresh)})  # imports, fonts
-        one = statistics.median(
-            seconds(lambda env=env: env.reset(options={"index": next(fresh)}))
-            for _ in range(args.items)
-        )
-        groups = []
-        for _ in range(max(args.items // 2, 2)):
+    ones: dict[str, list[float]] = {suite: [] for suite in SUITES}
+    groups: dict[str, list[float]] = {suite: [] for suite in SUITES}
+    for _ in range(args.items):  # suites in turn, so that load from other jobs falls on all
+        for suite, env in envs.items():
+            ones[suite].append(seconds(lambda env=env: env.reset(options={"index": next(fresh)})))
             index = next(fresh)
-            groups.append(
+            groups[suite].append(
                 seconds(
                     lambda env=env, index=index: [
                         env.reset(options={"index": index}) for _ in range(GROUP)
                     ]
                 )
             )
-        group = statistics.median(groups)
+    for suite in SUITES:
+        one, group = statistics.median(ones[suite]), statistics.median(groups[suite])
         print(f"{suite:<11} {1e3 * one:>9.1f} {1e3 * group:>22.1f} {group / one:>7.2f}")
 
     rng = np.random.default_rng(args.seed)
