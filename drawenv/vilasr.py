@@ -42,6 +42,9 @@ RESPONSE_TOKENS = 13312
 """Token budget of the whole response (the RL script's max_response_length)."""
 IMAGE_TOKENS = 256
 """Tokens the rollout counts per added image."""
+TURN_TOKENS = 1024
+"""Tokens one model call may generate (the RL config's single_turn_response_length); a turn that
+reaches it was cut off, and ends the episode."""
 LINE_WIDTH = 4
 POINT_RADIUS = 4
 LABEL_OFFSET = (8, 6)
@@ -299,8 +302,9 @@ class ViLaSREnv(DrawSpatialEnv):
     - ``max_turns``: model calls per episode; default ``None``: 10, and 20 for items with a
       ``grid_size`` (mazes).
     - ``count_tokens``: ``text -> int`` (e.g. a tokenizer's ``len(encode(text))``) turns on
-      the rollout's token budget of 13,312 response tokens with 256 per added image; ``None``
-      (the default) has no token budget.
+      the rollout's token limits: 1,024 per model call (a turn that reaches it was cut off and
+      ends the episode) and 13,312 for the response, with 256 per added image; ``None`` (the
+      default) has no token limits.
     - ``reward``: default ``"vilasr_exact"``.
 
     The protocol is ``vilasr`` and coordinates are pixels; ``repeat_policy`` and
@@ -397,8 +401,10 @@ class ViLaSREnv(DrawSpatialEnv):
         new: list[int] = []
         finished = None
         tokens = self.count_tokens(text) if self.count_tokens else 0
-        if self.count_tokens and self._tokens + tokens >= RESPONSE_TOKENS:
-            finished = "max_tokens"
+        if self.count_tokens and (
+            tokens >= TURN_TOKENS or self._tokens + tokens >= RESPONSE_TOKENS
+        ):
+            finished = "max_tokens"  # cut off at the call's limit, or the response's
         if self._calls_left < 0:
             finished = finished or ("answer" if _answers(text) else "max_turns")
         elif finished is None and _answers(text):

@@ -346,3 +346,12 @@ def test_the_token_budget_counts_the_template_and_256_per_image():
     env.reset(seed=0)
     *_, truncated, info = env.step(DRAW % 1)  # the turn alone exhausts the budget
     assert truncated and info["termination"] == "max_tokens"
+
+
+def test_a_turn_cut_off_at_1024_tokens_ends_the_episode_and_is_paid():
+    env = ViLaSREnv(task=[_task()], count_tokens=lambda text: len(text.split()))
+    env.reset(seed=0)
+    long = "<think>" + "word " * 1030 + "I count 2 mugs</think> Action: Object Mapper"
+    _, reward, _, truncated, info = env.step(long)
+    assert truncated and info["termination"] == "max_tokens" and info["new_image_indices"] == []
+    assert info["reward_terms"]["accuracy"] == 1.0 and reward == 0.5  # "2" read from the turn
