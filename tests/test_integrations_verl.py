@@ -118,14 +118,19 @@ class TinyServer:
                 **inputs,
                 max_new_tokens=len(script),
                 do_sample=True,
+                output_logits=True,
+                return_dict_in_generate=True,
                 prefix_allowed_tokens_fn=lambda _, ids: [
                     script[min(len(ids) - start, len(script) - 1)]
                 ],
                 **qwen.generation_kwargs(self.processor),
             )
-        return TokenOutput(
-            token_ids=out[0, start:].tolist(), log_probs=None, stop_reason="completed"
-        )
+        tokens = out.sequences[0, start:]
+        logprobs = [
+            torch.log_softmax(step[0].float(), -1)[token].item()
+            for step, token in zip(out.logits, tokens, strict=True)
+        ]
+        return TokenOutput(token_ids=tokens.tolist(), log_probs=logprobs, stop_reason="completed")
 
 
 def model_and_processor():
@@ -301,8 +306,11 @@ def test_the_agent_loop_plays_a_whole_episode(tasks, protocol):
         1,
         2,
     ]
-    # The env's message sits between the two turns, masked out of the loss.
+    # The env's message sits between the two turns, masked out of the loss; the log-probs the
+    # server returned line up with the model's tokens.
     assert 0 in output.response_mask and output.response_mask[0] == 1
+    assert len(output.response_logprobs) == len(output.response_mask)
+    assert all((p < 0) == bool(m) for p, m in zip(output.response_logprobs, output.response_mask))
     decoded = processor.tokenizer.decode(output.response_ids, skip_special_tokens=True)
     assert "The index of the given image is 2" in decoded
 

@@ -256,6 +256,8 @@ class DrawAgentLoop(AgentLoopBase):
                 sampling_params=sampling_params,
                 image_data=images,
             )
+            if logprobs is None and output.log_probs:
+                logprobs = [0.0] * len(mask)  # none so far: the first turn, or a server without
             merged, mask, logprobs = await self.ct_merge_assistant_token(
                 ids, output.token_ids, mask, logprobs, assistant_logprobs=output.log_probs
             )
