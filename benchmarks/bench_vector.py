@@ -11,7 +11,10 @@ its defaults (no copies; its async workers send new images only).
 
 Live suite: the same random agent on the ``counting`` suite itself, each reset rendering a new
 item (the suite's own cost), as training meets it: one plain env against ``drawenv.make_vec``
-with its defaults, sync and async with 1 and 2 workers.
+with its defaults, sync and async with 1 and 2 workers. Random episodes end at random turns, so
+a vector env's workers rarely reset in the same step and each step waits for the slowest; the
+scripted rows play 4-turn episodes (three boxes, then the answer) in every env in step, as a
+GRPO rollout does, so that the workers render their next items at the same time.
 
 Bytes per step, from the same random agent in one env: the observation's image bytes (what a
 ``SyncVectorEnv`` hands over by reference and copies once with Gymnasium's default
@@ -125,6 +128,47 @@ def live_rates(steps: int, seed: int, envs: list[int]) -> list[tuple[str, float]
     return rows
 
 
+EPISODE = 4  # turns of a scripted episode: three drawings, then the answer
+
+
+def scripted_turn(protocol, turn: int) -> str:
+    """Turn ``turn`` (0-based) of a scripted episode: a box on the newest image, then an answer."""
+    if turn < EPISODE - 1:
+        box = Box(turn + 1, (20 + 9 * turn, 20, 200 + 9 * turn, 180), f"box {turn}")
+        return protocol.format(Draw([box], thought="mark it"))
+    return protocol.format(drawenv.Answer("3", thought="done"))
+
+
+def lockstep_rates(episodes: int, seed: int, envs: list[int]) -> list[tuple[str, float]]:
+    """Env steps/s of scripted 4-turn episodes on the live counting suite, every env in step (as
+    in a GRPO rollout), so that the envs of a vector env reset together: one plain env, then
+    ``make_vec`` with its defaults. Every env starts from a seed of its own."""
+    seeds = (seed + 20_000 + 10_000 * row for row in range(100))
+    env = DrawSpatialEnv(task="counting")
+    env.reset(seed=next(seeds))
+    texts = [scripted_turn(env.protocol, turn) for turn in range(EPISODE)]
+    start = time.perf_counter()
+    for _ in range(episodes):
+        env.reset()
+        for text in texts:
+            env.step(text)
+    rows = [("one env, plain loop (baseline)", episodes * EPISODE / (time.perf_counter() - start))]
+    for mode in ("sync", "async"):
+        for count in envs:
+            vec = drawenv.make_vec(count, mode, task="counting")
+            vec.reset(seed=[next(seeds) for _ in range(count)])
+            rounds = max(episodes // count, 1)
+            start = time.perf_counter()
+            for _ in range(rounds):
+                for text in texts:
+                    vec.step((text,) * count)
+                vec.step(("",) * count)  # the next-step autoreset: a new episode in every env
+            rate = rounds * count * EPISODE / (time.perf_counter() - start)
+            vec.close()
+            rows.append((f"drawenv.make_vec({count}, {mode!r}), defaults", rate))
+    return rows
+
+
 def bytes_per_step(steps: int, seed: int) -> tuple[float, float, float, float]:
     """Mean image bytes of an observation, mean pickled step result (whole, and as drawenv's
     async worker sends it: new images only), mean images held."""
@@ -201,6 +245,16 @@ def main() -> None:
     live = live_rates(args.steps // 4, args.seed, [int(v) for v in args.envs.split(",")])
     for name, rate in live:
         print(f"{name:<46} {rate:>9.0f} {rate / live[0][1]:>11.2f}")
+
+    print(
+        f"\n{'scripted 4-turn episodes, live counting suite':<46} {'steps/s':>9} {'x baseline':>11}"
+    )
+    print("-" * 68)
+    lockstep = lockstep_rates(
+        max(args.steps // 40, 4), args.seed, [int(v) for v in args.envs.split(",")]
+    )
+    for name, rate in lockstep:
+        print(f"{name:<46} {rate:>9.0f} {rate / lockstep[0][1]:>11.2f}")
 
     image_bytes, pickled, sent, held = bytes_per_step(args.steps, args.seed)
     print(f"\nper env step (mean over {args.steps} steps, {held:.1f} images per observation)")
