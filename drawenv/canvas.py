@@ -226,21 +226,24 @@ def _tag(label: str, size: int) -> np.ndarray:
     pad = max(2, size // 5)
     coverage = np.zeros((max(height, 1) + 2 * pad, max(width, 1) + 2 * pad), np.uint8)
     coverage[pad : pad + height, pad : pad + width] = mask
-    # Coverage 0 is the tag colour itself; OpenCV's table look-up is the fastest gather here.
-    tag = cv2.LUT(cv2.merge([coverage] * 3), _ink_table(colour))
+    # Coverage 0 is the tag colour itself; OpenCV's table look-up, one channel at a time, is the
+    # fastest gather here.
+    tag = cv2.merge([cv2.LUT(coverage, table) for table in _ink_table(colour)])
     tag.flags.writeable = False
     return tag
 
 
 @functools.lru_cache(maxsize=64)
-def _ink_table(colour: tuple[int, int, int]) -> np.ndarray:
-    """The 256 colours of text coverage 0..255 on a ``colour`` tag: black ink on light tags,
-    white on dark ones, blended as Pillow blends, div255(tag * (255 - alpha) + ink * alpha)."""
+def _ink_table(colour: tuple[int, int, int]) -> tuple[np.ndarray, ...]:
+    """The red, green and blue tables (256 entries each) of text coverage 0..255 on a ``colour``
+    tag: black ink on light tags, white on dark ones, blended as Pillow blends,
+    div255(tag * (255 - alpha) + ink * alpha)."""
     luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     ink = 0 if luma > 140 else 255
     alpha = np.arange(256, dtype=np.uint32)[:, None]
     mixed = np.asarray(colour, np.uint32) * (255 - alpha) + ink * alpha + 128
-    return (((mixed >> 8) + mixed) >> 8).astype(np.uint8).reshape(256, 1, 3)
+    table = (((mixed >> 8) + mixed) >> 8).astype(np.uint8)
+    return tuple(np.ascontiguousarray(table[:, channel]) for channel in range(3))
 
 
 def text_mask(text: str, size: int) -> np.ndarray:
