@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from drawenv.tasks import TaskRecord
 
@@ -62,3 +66,24 @@ def unpainted_pixels(monkeypatch):
         return np.zeros((self.height, self.width, 3), np.uint8)
 
     monkeypatch.setattr(Painter, "result", black)
+
+
+@pytest.fixture
+def dot_tasks(tmp_path) -> Path:
+    """A JSONL file of two 112x112 grey images, each asking how many dots (answer 3)."""
+    (tmp_path / "img").mkdir()
+    lines = []
+    for k in range(2):
+        Image.new("RGB", (112, 112), (90 + 40 * k,) * 3).save(tmp_path / "img" / f"{k}.png")
+        lines.append(
+            {
+                "id": f"dots-{k}",
+                "images": [f"img/{k}.png"],
+                "question": "How many dots are there?",
+                "answer_type": "count",
+                "answer": 3,
+            }
+        )
+    path = tmp_path / "dots.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    return path

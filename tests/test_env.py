@@ -414,7 +414,7 @@ def test_callable_reward(mc_task):
         ({"reward_kwargs": [("k_max", 50)]}, ["reward_kwargs", "mapping"]),
         ({"reward_kwargs": {1: 50}}, ["reward_kwargs", "mapping"]),
         ({"reward": "snra", "reward_kwargs": {"k_mx": 5}}, ["'k_mx'", "'snra'", "'k_max'"]),
-        ({"reward_kwargs": {"beta": 0.5}}, ["'beta'", "'vilasr'", "no keywords"]),
+        ({"reward_kwargs": {"beta": 0.5}}, ["'beta'", "'vilasr'", "'mra'"]),
         ({"reward": "snra", "reward_kwargs": {"k_max": -1}}, ["k_max"]),
         ({"reward": print, "reward_kwargs": {"k": 1}}, ["reward_kwargs", "callable"]),
     ],

@@ -17,7 +17,6 @@ import pytest
 
 pytest.importorskip("trl", reason="the TRL adapter's test needs drawenv[trl]")
 import torch
-from PIL import Image
 
 from agents.vlm.testing import tiny_model
 from drawenv.env import DrawSpatialEnv
@@ -49,23 +48,8 @@ ANSWER = "<answer> 3 </answer>"
 
 
 @pytest.fixture
-def tasks(tmp_path) -> Path:
-    (tmp_path / "img").mkdir()
-    lines = []
-    for k in range(2):
-        Image.new("RGB", (112, 112), (90 + 40 * k,) * 3).save(tmp_path / "img" / f"{k}.png")
-        lines.append(
-            {
-                "id": f"dots-{k}",
-                "images": [f"img/{k}.png"],
-                "question": "How many dots are there?",
-                "answer_type": "count",
-                "answer": 3,
-            }
-        )
-    path = tmp_path / "dots.jsonl"
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return path
+def tasks(dot_tasks) -> Path:
+    return dot_tasks
 
 
 def processor_and_model():

@@ -30,7 +30,7 @@ from drawenv.tasks import (
     make_source,
 )
 
-MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0}
+MAX_REWARD = {"vilasr": 1.0, "vilasr_paper": 2.0, "snra": 1.0, "sr_real": 1.0, "vilasr_exact": 1.0}
 
 
 def fingerprint(record: TaskRecord) -> str:

@@ -126,6 +126,18 @@ class ToolEpisode:
 
     # -- episode -----------------------------------------------------------------------------
 
+    def indices(self, first: int = 0, size: int | None = None) -> range:
+        """The task indices ``first .. first + size - 1`` (``size`` ``None``: to the end of a
+        finite source), for building a trainer's dataset one row per item."""
+        source = self.env.source
+        if size is None:
+            if source.size is None:
+                raise invalid_argument("size", None, "a row count for an endless suite", "size=256")
+            size = source.size - first
+        if not (isinstance(size, int) and size >= 1):
+            raise invalid_argument("size", size, "a positive number of rows")
+        return range(first, first + size)
+
     def reset(
         self, *, seed: int | None = None, index: int | None = None, progress: float | None = None
     ) -> Start:

@@ -166,15 +166,8 @@ def trl_dataset(
     from datasets import Dataset
 
     episode = ToolEpisode(task=task, **env_kwargs)
-    source = episode.env.source
-    if size is None:
-        if source.size is None:
-            raise invalid_argument("size", None, "a row count for an endless suite", "size=256")
-        size = source.size - first
-    if not (isinstance(size, int) and size >= 1):
-        raise invalid_argument("size", size, "a positive number of rows")
     rows = []
-    for index in range(first, first + size):
+    for index in episode.indices(first, size):
         start = episode.reset(index=index)
         system = {"role": "system", "content": [_text_part(start.system_prompt)]}
         rows.append(

@@ -75,13 +75,8 @@ def verl_rows(task: Any = "mixed", size: int | None = None, *, first: int = 0, *
     import io
 
     episode = ToolEpisode(task=task, **env_kwargs)
-    source = episode.env.source
-    if size is None:
-        if source.size is None:
-            raise invalid_argument("size", None, "a row count for an endless suite", "size=256")
-        size = source.size - first
     rows = []
-    for index in range(first, first + size):
+    for index in episode.indices(first, size):
         start = episode.reset(index=index)
         images = []
         for pixels in start.images:

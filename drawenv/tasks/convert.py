@@ -44,6 +44,7 @@ option's text), a number for numeric and count (the first number in the text, un
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -136,39 +137,28 @@ def from_vilasr(item: Mapping[str, Any], *, index: int = 0, where: str = "") -> 
         # ViLaSR gives maze items (those with a grid_size) ten model calls more: 20 in all.
         metadata["max_turns"] = VILASR_MAZE_TURNS
         used.add("grid_size")
+    build = functools.partial(
+        _build,
+        item,
+        where,
+        task_id=_first(item, ids),
+        default_id=f"vilasr-{index}",
+        question=item[fields["question"]],
+        images=item[fields["images"]],
+        answer=item[fields["answer"]],
+        options=item.get("options"),
+        metadata=metadata,
+        used=used,
+    )
     try:
-        record = _build(
-            item,
-            where,
-            task_id=_first(item, ids),
-            default_id=f"vilasr-{index}",
-            question=item[fields["question"]],
-            images=item[fields["images"]],
-            answer=item[fields["answer"]],
-            options=item.get("options"),
-            kind=kind,
-            metadata=metadata,
-            used=used,
-        )
+        record = build(kind=kind)
     except DrawEnvError as error:
         # ViLaSR's reward takes truths drawenv's schema cannot hold as a number (a negative
         # regression answer): such records are kept as text, and scored by MRA under
         # DrawSpatial-ViLaSR-v0, which reads metadata["vilasr"].
         if kind not in ("numeric", "number", "count") or "y <= 0" not in str(error):
             raise
-        record = _build(
-            item,
-            where,
-            task_id=_first(item, ids),
-            default_id=f"vilasr-{index}",
-            question=item[fields["question"]],
-            images=item[fields["images"]],
-            answer=item[fields["answer"]],
-            options=item.get("options"),
-            kind="text",
-            metadata=metadata,
-            used=used,
-        )
+        record = build(kind="text")
     return record
 
 
