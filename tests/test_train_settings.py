@@ -318,7 +318,7 @@ def test_sft_lr_schedule_and_optimizer(tmp_path):
 
     model = save_tiny_model(tmp_path / "tiny")
     data, _ = export_sft(
-        ["counting"], episodes=4, out=tmp_path / "d" / "sft.jsonl", max_pixels=12544
+        ["counting"], episodes=4, out=str(tmp_path / "d" / "sft.jsonl"), max_pixels=12544
     )
     config = SFTConfig(
         model=str(model),

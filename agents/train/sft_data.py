@@ -67,7 +67,7 @@ def export_sft(
     suites: Sequence[str],
     *,
     episodes: int,
-    out: Path,
+    out: str | Path,
     seed: int = 0,
     corrections: float = 0.5,
     protocol: str = "vilasr",
@@ -81,6 +81,7 @@ def export_sft(
     Episode ``i`` of a suite is the env reset with seed ``seed + i`` at ``difficulty``;
     ``max_pixels`` (None: the env's default) is the env's image budget, which sets the image
     size the model sees and so the pixel coordinates it learns to write."""
+    out = Path(out)
     image_dir = out.parent / f"{out.stem}_images"
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = {"episodes": 0, "reflective": 0}
