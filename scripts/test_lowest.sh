@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 read -r -d '' PINS <<'PINS' || true
 gymnasium==1.1.0
 numpy==1.24.0
-pillow==10.1.0
+pillow==10.2.0
 opencv-python-headless==4.8.0.76
 shapely==2.0.0
 torch==2.13.0
