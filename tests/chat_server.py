@@ -105,7 +105,7 @@ class ChatModel:
         text = policy.tokenizer.apply_chat_template(
             chat, tokenize=False, add_generation_prompt=True
         )
-        segment = policy._segment(text, images)
+        segment = policy.segment(text, images)
         limit = int(body.get("max_tokens") or self.max_tokens)
         settings = GenerationSettings(
             temperature=float(body.get("temperature", 1.0)), max_new_tokens=limit

@@ -377,7 +377,7 @@ class VLMPolicy:
     ) -> Segment:
         """The first prompt: system message, the question with its images, generation prompt."""
         messages = [{"role": "system", "content": system_prompt}, self._user(text, len(images))]
-        return self._segment(self._render(messages, True), images)
+        return self.segment(self._render(messages, True), images)
 
     def observation_segment(
         self, text: str, images: Sequence[np.ndarray], *, last_token: int | None = None
@@ -400,7 +400,7 @@ class VLMPolicy:
             end = self.tokenizer.decode([last_token])
             if end and closing.startswith(end):
                 closing = closing[len(end) :]
-        return self._segment(closing + after[len(before) :], images)
+        return self.segment(closing + after[len(before) :], images)
 
     def encode_images(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Pixel patches and ``(t, h, w)`` grids of the env's images, not resized again."""
@@ -426,7 +426,9 @@ class VLMPolicy:
                 )
         return out["pixel_values"], grid
 
-    def _segment(self, text: str, images: Sequence[np.ndarray]) -> Segment:
+    def segment(self, text: str, images: Sequence[np.ndarray]) -> Segment:
+        """The tokens of rendered chat ``text`` holding one image placeholder per image, each
+        placeholder expanded to its image's tokens, with the images' processor tensors."""
         pads = text.count(self.image_token)
         if pads != len(images):
             raise ImageTokenMismatch(

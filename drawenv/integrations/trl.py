@@ -34,7 +34,7 @@ from PIL import Image
 
 from drawenv.errors import DrawEnvError, invalid_argument
 from drawenv.integrations.core import ToolEpisode
-from drawenv.rewards.trl import _completion_text, _progress_from
+from drawenv.rewards.trl import completion_text, progress_from
 
 
 class TRLDrawingEnv:
@@ -142,7 +142,7 @@ class TRLEnvReward:
                 "TRL's environment instances",
                 "Pass environment_factory=TRLDrawingEnv (or a partial of it) to GRPOTrainer.",
             )
-        progress = _progress_from(trainer_state)
+        progress = progress_from(trainer_state)
         rewards = []
         for messages, env in zip(completions, environments, strict=True):
             if progress is not None:
@@ -191,7 +191,7 @@ def final_text(messages: Sequence[dict] | str) -> str:
     last = messages[-1]
     if last.get("role", "assistant") != "assistant" or last.get("tool_calls"):
         return ""
-    return _completion_text([last])
+    return completion_text([last])
 
 
 def _call_thoughts(messages: Sequence[dict] | str, stepped: Sequence[bool]) -> list | None:
@@ -223,7 +223,7 @@ def _thought(message: dict) -> str | None:
 
 
 def _content_text(content: Any) -> str:
-    return _completion_text([{"role": "assistant", "content": content}]) if content else ""
+    return completion_text([{"role": "assistant", "content": content}]) if content else ""
 
 
 def _image_part(pixels: Any) -> dict:

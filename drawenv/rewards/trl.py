@@ -16,7 +16,7 @@ from drawenv.rewards.answers import extract_answer
 from drawenv.rewards.scores import SharpnessSchedule, accuracy
 
 
-def _completion_text(completion: Any) -> str:
+def completion_text(completion: Any) -> str:
     """The final turn's text of a plain or conversational (list of messages) completion. TRL
     parses ``<think>…</think>`` out of the content into ``reasoning_content``; it is put back, so
     the protocol's format check sees the turn the model wrote."""
@@ -53,12 +53,12 @@ def trl_accuracy_reward(
     return [
         None
         if truth is None
-        else accuracy(extract_answer(_completion_text(c)), truth, kind, options=tuple(opts or ()))
+        else accuracy(extract_answer(completion_text(c)), truth, kind, options=tuple(opts or ()))
         for c, truth, kind, opts in rows
     ]
 
 
-def _progress_from(trainer_state: Any) -> float | None:
+def progress_from(trainer_state: Any) -> float | None:
     """global_step / max_steps of a transformers ``TrainerState``, when it knows both."""
     step = getattr(trainer_state, "global_step", None)
     max_steps = getattr(trainer_state, "max_steps", None)
@@ -93,12 +93,12 @@ class TRLSNRAReward:
         **kwargs: Any,
     ) -> list[float | None]:
         """One reward per completion."""
-        progress = _progress_from(kwargs.get("trainer_state"))
+        progress = progress_from(kwargs.get("trainer_state"))
         if progress is not None:
             self.progress = progress
         k = self.current_k
         return [
-            accuracy(extract_answer(_completion_text(c)), truth, kind, numeric="snra", k=k)
+            accuracy(extract_answer(completion_text(c)), truth, kind, numeric="snra", k=k)
             if kind in ("numeric", "count") and truth is not None
             else None
             for c, truth, kind in zip(completions, answer, answer_type, strict=True)
@@ -125,7 +125,7 @@ class TRLFormatReward:
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         """One reward per completion."""
         parser = _parser(self.protocol)
-        return [float(parser.parse(_completion_text(c)).format_ok) for c in completions]
+        return [float(parser.parse(completion_text(c)).format_ok) for c in completions]
 
 
 __all__ = ["TRLFormatReward", "TRLSNRAReward", "trl_accuracy_reward"]

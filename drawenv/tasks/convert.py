@@ -55,7 +55,7 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from drawenv.errors import DrawEnvError, check_choice, invalid_argument
-from drawenv.tasks.jsonl import _check_images, check_record, data_error
+from drawenv.tasks.jsonl import check_images, check_record, data_error
 from drawenv.tasks.record import LETTERS
 
 FORMATS = ("auto", "vilasr", "vsibench")
@@ -313,7 +313,7 @@ def convert_file(
         # Relative paths may not climb out of the image root (the rule JsonlSource applies).
         relative = [image for image in record["images"] if not _is_absolute(image)]
         if relative:
-            _check_images(relative, base, where)
+            check_images(relative, base, where)
         record["images"] = [_relative(image, base, root, where) for image in record["images"]]
         if record["id"] in seen:
             record["metadata"]["source_id"] = record["id"]

@@ -156,7 +156,7 @@ def check_record(record: Any, *, root: Path, where: str) -> dict[str, Any]:
     metadata = record.get("metadata", {})
     if not isinstance(metadata, Mapping):
         raise data_error(where, "metadata", "a JSON object", metadata)
-    images = _check_images(record["images"], root, where)
+    images = check_images(record["images"], root, where)
     problem = metadata_problem(metadata, len(images))
     if problem is not None:
         raise data_error(where, *problem)
@@ -193,7 +193,7 @@ def _check_options(options: Any, where: str) -> tuple[str, ...]:
     return tuple(options)
 
 
-def _check_images(images: Any, root: Path, where: str) -> tuple[str, ...]:
+def check_images(images: Any, root: Path, where: str) -> tuple[str, ...]:
     if not isinstance(images, list) or not images:
         raise data_error(where, "images", "a non-empty list of relative image paths", images)
     paths = []
