@@ -12,7 +12,10 @@
 # the TEST_N (default 200) held-out test items. With RL_UNTIL (seconds since the epoch), the
 # arms stop then instead, whenever the cold start ended (a lease's time, spent evenly). SFT_ARGS and RL_ARGS add key=value settings
 # to every SFT or RL job (a CPU smoke run shrinks the batches with them). Each arm is
-# NAME:ARM:key=value,key=value with ARM a config of experiments/evidence/configs/.
+# NAME:ARM:key=value,key=value with ARM a config of experiments/evidence/configs/. START (a model
+# folder, e.g. a carried bfloat16 cold start) replaces data, init and SFT. After the arms stop,
+# and again after the scoring, the records are packed into runs/evidence/packed/ (`pack`'s
+# files), so a later call can bring them back even if this one is cut short.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 E=experiments/evidence/evidence.sh
@@ -35,8 +38,9 @@ latest() {  # the newest checkpoint folder of a run (or its final model)
 case ${1:-} in
   all)
     mkdir -p $R/logs
-    [[ -f $R/data/sft.jsonl ]] || bash $E data
-    [[ -d $R/init ]] || bash $E init
+    if [[ -n ${START:-} && ! -d $R/sft/final ]]; then mkdir -p $R/sft && cp -r "$START" $R/sft/final; fi
+    [[ -d $R/sft/final || -f $R/data/sft.jsonl ]] || bash $E data
+    [[ -d $R/sft/final || -d $R/init ]] || bash $E init
     [[ -d $R/sft/final ]] || bash $E sft steps=$SFT_STEPS eval_every=0 save_every=500 \
       ${SFT_ARGS:-} >$R/logs/sft.log 2>&1
     export OMP_NUM_THREADS=2
@@ -50,6 +54,7 @@ case ${1:-} in
       pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid" || true; done  # stopped by time: no failure
+    OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
     bash $E eval $R/sft/final start >$R/logs/eval-start.log 2>&1 &
     for spec in "${ARMS[@]}"; do
       name=${spec%%:*}
@@ -57,11 +62,12 @@ case ${1:-} in
       bash $E eval "$model" "$name" >$R/logs/eval-$name.log 2>&1 &
     done
     wait
+    OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
     echo "done"
     ;;
   pack)  # metrics, configs, logs, evaluation records and the cold start in bfloat16
     out=${OUT:?pack writes under \$OUT}/rl_recipe
-    OUT=$out bash experiments/evidence/evidence_gpu.sh pack recipe sft >/dev/null
+    GPUS=1 OUT=$out bash experiments/evidence/evidence_gpu.sh pack recipe sft >/dev/null
     find $R -name rollouts.jsonl | tar czf "$out/rollouts.tgz" -T -
     ls -la "$out"
     ;;
