@@ -71,5 +71,9 @@ case ${1:-} in
     find $R -name rollouts.jsonl | tar czf "$out/rollouts.tgz" -T -
     ls -la "$out"
     ;;
-  *) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
+  "" | -h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
+  *)
+    echo "unknown stage '$1': use all or pack" >&2
+    exit 2
+    ;;
 esac
