@@ -143,21 +143,19 @@ class GroupSampledPolicy(VLMPolicy):
         """Use one stream of draws per episode index for the next rollouts (``None``: the
         shared generator)."""
         self.episode_seeds = None if seeds is None else list(seeds)
-        self._rows: tuple[tuple[int, ...], tuple[int, ...], torch.Tensor, torch.Tensor] | None = (
-            None
-        )
+        self._rows: tuple[Sequence[int], torch.Tensor, torch.Tensor] | None = None
 
     def _row_counters(self, episodes: Sequence[int], turns: Sequence[int], device: torch.device):
-        """The device tensors of the rows' seeds and turns, made once per turn of the batch."""
-        key = (tuple(episodes), tuple(turns))
-        if self._rows is None or self._rows[:2] != key or self._rows[2].device != device:
+        """The device tensors of the rows' seeds and turns, made once per turn of the batch
+        (:meth:`VLMPolicy.generate` hands the same ``episodes`` list at every step of a turn)."""
+        if self._rows is None or self._rows[0] is not episodes:
             seeds = [int(self.episode_seeds[e]) for e in episodes]
             self._rows = (
-                *key,
+                episodes,
                 torch.tensor(seeds, dtype=torch.long, device=device),
                 torch.tensor(list(turns), dtype=torch.long, device=device),
             )
-        return self._rows[2], self._rows[3]
+        return self._rows[1], self._rows[2]
 
     def choose_tokens(self, scores, *, generator, settings, episodes, turns, generated):
         """Sample every row by inverse CDF from its episode's draw for this turn and step (see
