@@ -15,7 +15,10 @@
 # NAME:ARM:key=value,key=value with ARM a config of experiments/evidence/configs/. START (a model
 # folder, e.g. a carried bfloat16 cold start) replaces data, init and SFT. After the arms stop,
 # and again after the scoring, the records are packed into runs/evidence/packed/ (`pack`'s
-# files), so a later call can bring them back even if this one is cut short.
+# files), so a later call can bring them back even if this one is cut short. With SFT_UNTIL
+# (seconds since the epoch), SFT stops then if it has not finished, and its latest checkpoint
+# (every 100 steps) is the start. `watch SECONDS` prints, every 30 s for that long, the SFT step
+# and the last batch reward of each arm, and appends them to runs/evidence/logs/watch.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 E=experiments/evidence/evidence.sh
@@ -23,7 +26,7 @@ R=runs/evidence
 SFT_STEPS=${SFT_STEPS:-1500}
 RL_SECONDS=${RL_SECONDS:-600}
 export TEST_N=${TEST_N:-200}
-read -ra ARMS <<<"${ARMS:-grpo-lr1e-4:grpo:lr=1e-4 grpo-lr3e-4:grpo:lr=3e-4 grpo-lr1e-3:grpo:lr=1e-3 ap-lr1e-4:ap_grpo:lr=1e-4 ap-lr3e-4:ap_grpo:lr=3e-4 grpo-lr3e-4-t1:grpo:lr=3e-4,temperature=1.0 srreal-lr3e-4:grpo:lr=3e-4,reward=sr_real}"
+read -ra ARMS <<<"${ARMS:-grpo-lr3e-5:grpo:lr=3e-5 grpo-lr1e-4:grpo:lr=1e-4 ap-lr3e-5:ap_grpo:lr=3e-5 ap-lr1e-4:ap_grpo:lr=1e-4 srreal-lr1e-4:grpo:lr=1e-4,reward=sr_real}"
 # Every arm: 8 prompts x 8 samples a step at 224x224 (the cold start's size), temperature 0.7
 # unless the arm says otherwise, a constant lr after 3 warm-up steps, steps enough to outlast
 # RL_SECONDS (the run is stopped by time; its latest checkpoint is scored).
@@ -41,9 +44,14 @@ case ${1:-} in
     if [[ -n ${START:-} && ! -d $R/sft/final ]]; then mkdir -p $R/sft && cp -r "$START" $R/sft/final; fi
     [[ -d $R/sft/final || -f $R/data/sft.jsonl ]] || bash $E data
     [[ -d $R/sft/final || -d $R/init ]] || bash $E init
-    [[ -d $R/sft/final ]] || bash $E sft steps=$SFT_STEPS eval_every=0 save_every=500 \
-      ${SFT_ARGS:-} >$R/logs/sft.log 2>&1
+    # Few threads a process: the stream's workers (or the arms) already use every core.
     export OMP_NUM_THREADS=2
+    if [[ ! -d $R/sft/final ]]; then
+      limit=$(( ${SFT_UNTIL:-0} > 0 ? SFT_UNTIL - $(date +%s) : 10 ** 6 ))
+      timeout "$limit" bash $E sft steps=$SFT_STEPS eval_every=0 save_every=100 keep_last=1 \
+        ${SFT_ARGS:-} >$R/logs/sft.log 2>&1 || echo "SFT stopped at SFT_UNTIL"
+      [[ -d $R/sft/final ]] || cp -r "$(latest $R/sft)/model" $R/sft/final
+    fi
     [[ -n ${RL_UNTIL:-} ]] && RL_SECONDS=$((RL_UNTIL - $(date +%s)))
     echo "cold start done; RL arms for $RL_SECONDS s"
     pids=()
@@ -65,6 +73,18 @@ case ${1:-} in
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
     echo "done"
     ;;
+  watch)  # progress every 30 s for ${2} seconds
+    mkdir -p $R/logs
+    for ((t = 0; t < ${2:?watch needs SECONDS}; t += 30)); do
+      line="$(date +%s)\tsft:$(tail -1 $R/sft/metrics.jsonl 2>/dev/null | grep -o '"step": [0-9]*, ' | tr -dc 0-9)"
+      for m in $R/rl-*/metrics.jsonl; do
+        name=${m#$R/rl-}
+        [[ -f $m ]] && line+="\t${name%/metrics.jsonl}:$(grep -o '"step": [0-9]*\|"rollout/reward_mean": [0-9.e-]*' "$m" | tail -2 | sed 's/.*: //' | paste -sd:)"
+      done
+      echo -e "$line" | tee -a $R/logs/watch.tsv
+      sleep 30
+    done
+    ;;
   pack)  # metrics, configs, logs, evaluation records and the cold start in bfloat16
     out=${OUT:?pack writes under \$OUT}/rl_recipe
     GPUS=1 OUT=$out bash experiments/evidence/evidence_gpu.sh pack recipe sft >/dev/null
@@ -73,7 +93,7 @@ case ${1:-} in
     ;;
   "" | -h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
   *)
-    echo "unknown stage '$1': use all or pack" >&2
+    echo "unknown stage '$1': use all, watch or pack" >&2
     exit 2
     ;;
 esac

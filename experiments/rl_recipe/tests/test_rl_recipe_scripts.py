@@ -18,12 +18,12 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("flag", [[], ["--help"]])
-def test_usage_names_both_stages_and_writes_nothing(tmp_path, flag):
+def test_usage_names_the_stages_and_writes_nothing(tmp_path, flag):
     done = run(*flag, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
     for stage in ("all", "pack"):
         assert f"bash experiments/rl_recipe/run_gpu.sh {stage}" in done.stdout
-    for knob in ("SFT_STEPS", "RL_SECONDS", "RL_UNTIL", "ARMS", "START"):
+    for knob in ("SFT_STEPS", "SFT_UNTIL", "RL_SECONDS", "RL_UNTIL", "ARMS", "START", "watch"):
         assert knob in done.stdout
     assert not list(tmp_path.iterdir())
 
