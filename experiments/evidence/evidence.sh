@@ -15,6 +15,8 @@
 #   bash experiments/evidence/evidence.sh rl ARM SEED      # ARM: grpo, ap_grpo or grpo_snra
 #                                                          # (configs/ARM.toml)
 #   bash experiments/evidence/evidence.sh eval MODEL NAME  # held-out test: 200 items, greedy
+#                                                          # (more `drawenv eval` options after
+#                                                          # NAME, e.g. --temperature 0.7)
 #   bash experiments/evidence/evidence.sh valid MODEL NAME # validation items (model
 #                                                          # selection), greedy
 #   bash experiments/evidence/evidence.sh baselines        # scripted agents on the same
@@ -77,7 +79,7 @@ case "$stage" in
     seed=$TEST_SEED out=$RUNS/eval/$name
     [[ $stage == valid ]] && seed=$VALID_SEED out=$RUNS/eval/valid-$name
     drawenv eval --agent vlm --model "$model" --device "${DEVICE:-cuda}" "${SUITE[@]}" \
-      --max-turns 4 --batch-size 100 -n "$TEST_N" --seed "$seed" --out "$out"
+      --max-turns 4 --batch-size 100 -n "$TEST_N" --seed "$seed" --out "$out" "${@:3}"
     ;;
   baselines)
     for agent in answer_only random heuristic oracle; do

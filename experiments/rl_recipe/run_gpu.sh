@@ -8,8 +8,8 @@
 # `all`: 500 oracle trajectories and the from-scratch model (configs/model.toml of the evidence
 # study), cold-start SFT at 224x224 for SFT_STEPS steps (default 1500), then every RL arm of
 # ARMS at once on the GPU for RL_SECONDS seconds (default 600) from that start, each saving a
-# checkpoint every 5 steps, then the start and each arm's latest checkpoint scored greedy on
-# the TEST_N (default 200) held-out test items. With RL_UNTIL (seconds since the epoch), the
+# checkpoint every 5 steps, then the start and each arm's latest checkpoint scored on the
+# TEST_N (default 200) held-out test items, greedy and sampled at temperature 0.7. With RL_UNTIL (seconds since the epoch), the
 # arms stop then instead, whenever the cold start ended (a lease's time, spent evenly). SFT_ARGS and RL_ARGS add key=value settings
 # to every SFT or RL job (a CPU smoke run shrinks the batches with them). Each arm is
 # NAME:ARM:key=value,key=value with ARM a config of experiments/evidence/configs/. START (a model
@@ -63,11 +63,15 @@ case ${1:-} in
     done
     for pid in "${pids[@]}"; do wait "$pid" || true; done  # stopped by time: no failure
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
-    bash $E eval $R/sft/final start >$R/logs/eval-start.log 2>&1 &
+    score() {  # MODEL NAME: greedy, and sampled at the arms' temperature (NAME-t0.7)
+      bash $E eval "$1" "$2" >$R/logs/eval-$2.log 2>&1 &
+      bash $E eval "$1" "$2-t0.7" --temperature 0.7 >$R/logs/eval-$2-t0.7.log 2>&1 &
+    }
+    score $R/sft/final start
     for spec in "${ARMS[@]}"; do
       name=${spec%%:*}
       model=$(latest $R/rl-$name 2>/dev/null) || { echo "rl-$name saved nothing"; continue; }
-      bash $E eval "$model" "$name" >$R/logs/eval-$name.log 2>&1 &
+      score "$model" "$name"
     done
     wait
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
@@ -76,13 +80,13 @@ case ${1:-} in
   watch)  # progress every 30 s for ${2} seconds
     mkdir -p $R/logs
     for ((t = 0; t < ${2:?watch needs SECONDS}; t += 30)); do
-      line="$(date +%s)\tsft:$(tail -1 $R/sft/metrics.jsonl 2>/dev/null | grep -o '"step": [0-9]*, ' | tr -dc 0-9)"
+      line="$(date +%s)\tsft:$(tail -1 $R/sft/metrics.jsonl 2>/dev/null | grep -o '"step": [0-9]*, ' | tr -dc 0-9 || true)"
       for m in $R/rl-*/metrics.jsonl; do
         name=${m#$R/rl-}
-        [[ -f $m ]] && line+="\t${name%/metrics.jsonl}:$(grep -o '"step": [0-9]*\|"rollout/reward_mean": [0-9.e-]*' "$m" | tail -2 | sed 's/.*: //' | paste -sd:)"
+        [[ -f $m ]] && line+="\t${name%/metrics.jsonl}:$(grep -o '"step": [0-9]*\|"rollout/reward_mean": [0-9.e-]*' "$m" | tail -2 | sed 's/.*: //' | paste -sd: || true)"
       done
       echo -e "$line" | tee -a $R/logs/watch.tsv
-      sleep 30
+      if ((t + 30 < $2)); then sleep 30; fi
     done
     ;;
   pack)  # metrics, configs, logs, evaluation records and the cold start in bfloat16
