@@ -42,7 +42,9 @@ def test_watch_reads_arms_that_have_not_logged_a_reward_yet(tmp_path):
     (runs / "sft").mkdir(parents=True)
     (runs / "sft" / "metrics.jsonl").write_text('{"step": 0}\n{"step": 140, "train/loss": 1.0}\n')
     (runs / "rl-a").mkdir()
-    (runs / "rl-a" / "metrics.jsonl").write_text('{"step": 0, "model/params": 1}\n')
+    (runs / "rl-a" / "metrics.jsonl").write_text("")  # an arm just started
+    (runs / "rl-c").mkdir()
+    (runs / "rl-c" / "metrics.jsonl").write_text('{"step": 0, "model/params": 1}\n')
     (runs / "rl-b").mkdir()
     (runs / "rl-b" / "metrics.jsonl").write_text(
         '{"step": 2, "rollout/reward_mean": 0.25}\n{"step": 3, "rollout/reward_mean": 0.5}\n'
@@ -52,5 +54,5 @@ def test_watch_reads_arms_that_have_not_logged_a_reward_yet(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     fields = done.stdout.strip().split("\t")
-    assert fields[1:] == ["sft:140", "a:0", "b:3:0.5"]
+    assert fields[1:] == ["sft:140", "a:", "b:3:0.5", "c:0"]
     assert (runs / "logs" / "watch.tsv").read_text() == done.stdout
