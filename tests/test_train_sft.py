@@ -300,3 +300,40 @@ def test_accumulation_normalises_by_the_tokens_of_the_whole_step(files, tmp_path
         assert line["train/examples"] == 2
         losses.append(line["train/loss"])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+STREAM_AFTER_OPENCV = """
+import sys
+import cv2
+import numpy as np
+from agents.train.config import SFTConfig
+from agents.train.sft import stream_steps
+from agents.vlm.policy import VLMPolicy
+
+cv2.setNumThreads(2)  # the parent's OpenCV pool running before the workers fork
+image = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), dtype=np.uint8)
+for _ in range(5):
+    cv2.GaussianBlur(image, (31, 31), 0)
+policy = VLMPolicy.from_pretrained(sys.argv[1])
+config = SFTConfig(model=sys.argv[1], task="counting", max_pixels=12544, workers=2,
+                   batch_size=2, steps=1)
+(epoch, group), = list(stream_steps(policy, config, 1, None))
+print(len(group[0]), cv2.getNumThreads())
+"""
+
+
+def test_stream_workers_fork_while_the_parents_opencv_pool_runs(files, tmp_path):
+    """Setting OpenCV's threads inside a forked worker deadlocks on the pool it inherits; the
+    stream sets them around the fork instead, and gives the parent its own setting back."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", STREAM_AFTER_OPENCV, str(files[0])],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "2"]  # a batch of 2 examples; the parent's 2 threads

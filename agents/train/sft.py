@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cv2
 import torch
 
 from agents.train.checkpoint import (
@@ -128,7 +129,15 @@ def stream_steps(
         collate_fn=as_list,
         prefetch_factor=4 if config.workers else None,
     )
-    batches = iter(loader)
+    # The workers fork with OpenCV on one thread, as torch sets itself in them: OpenCV's pool
+    # would otherwise size itself to every core in each worker. Set in a forked child, the
+    # pool it inherits deadlocks; so it is set here around the fork and restored after.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        batches = iter(loader)
+    finally:
+        cv2.setNumThreads(threads)
     for _ in range(steps):
         yield 0, [next(batches) for _ in range(config.grad_accum)]
 

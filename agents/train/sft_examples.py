@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -204,8 +203,6 @@ class OracleStream(torch.utils.data.IterableDataset):
         config = self.config
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        if info is not None:  # as torch does in its workers: OpenCV's pool would take every core
-            cv2.setNumThreads(1)
         env = policy_env(
             self.policy,
             task=config.task,
