@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -325,9 +327,6 @@ print(len(group[0]), cv2.getNumThreads())
 def test_stream_workers_fork_while_the_parents_opencv_pool_runs(files, tmp_path):
     """Setting OpenCV's threads inside a forked worker deadlocks on the pool it inherits; the
     stream sets them around the fork instead, and gives the parent its own setting back."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", STREAM_AFTER_OPENCV, str(files[0])],
         capture_output=True,

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
-from random_vlm import SIZES, build_policy, device_name
+from random_vlm import SIZES, build_policy, device_name, seconds_since, start_clock
 from transformers import DynamicCache, StaticCache
 
 
@@ -40,8 +39,7 @@ def decode_dynamic(model, ids: torch.Tensor, steps: int) -> tuple[torch.Tensor, 
     mask = torch.ones_like(ids)
     position = torch.full((3, len(ids), 1), ids.shape[1], device=ids.device)
     tokens = []
-    sync(ids.device)
-    began = time.perf_counter()
+    began = start_clock(str(ids.device))
     for _ in range(steps):
         token = logits.argmax(-1, keepdim=True)
         tokens.append(token)
@@ -54,8 +52,7 @@ def decode_dynamic(model, ids: torch.Tensor, steps: int) -> tuple[torch.Tensor, 
             use_cache=True,
         )
         logits, position = out.logits[:, -1], position + 1
-    sync(ids.device)
-    return torch.cat(tokens, 1), (time.perf_counter() - began) / steps
+    return torch.cat(tokens, 1), seconds_since(began, str(ids.device)) / steps
 
 
 class StaticStep:
@@ -113,18 +110,11 @@ def decode_static(model, ids, steps: int, graph: bool) -> tuple[torch.Tensor, fl
             layer.keys.copy_(k), layer.values.copy_(v), layer.cumulative_length.copy_(n)
         run = captured.replay
     tokens = []
-    sync(ids.device)
-    began = time.perf_counter()
+    began = start_clock(str(ids.device))
     for _ in range(steps):
         tokens.append(step.token.clone())
         run()
-    sync(ids.device)
-    return torch.cat(tokens, 1), (time.perf_counter() - began) / steps
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return torch.cat(tokens, 1), seconds_since(began, str(ids.device)) / steps
 
 
 def main() -> None:
