@@ -186,6 +186,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         device=args.device,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        decode=args.decode,
         coords=args.coords,
         **env_kwargs,
     )
@@ -363,6 +364,13 @@ def _add_eval(commands: Any) -> None:
     )
     vlm.add_argument(
         "--batch-size", type=int, default=32, help="episodes per rollout batch (default 32)"
+    )
+    vlm.add_argument(
+        "--decode",
+        choices=("auto", "static", "eager"),
+        default="auto",
+        help="static: a fixed-length cache, each step a CUDA graph on CUDA; eager: a growing "
+        "cache; auto: static on CUDA, eager elsewhere (default auto)",
     )
     served = p.add_argument_group("a served model: --api-base URL --model NAME")
     served.add_argument(

@@ -185,6 +185,11 @@ class RolloutConfig:
         8192,
         "Most tokens of a whole episode (prompt, images, turns); dr_grpo's loss normaliser.",
     )
+    decode: str = setting(
+        "auto",
+        "How rollouts decode: static (a fixed-length cache, each step a CUDA graph on CUDA), "
+        "eager (a growing cache) or auto (static on CUDA, eager elsewhere).",
+    )
 
     def __post_init__(self) -> None:
         tasks = [self.task] if isinstance(self.task, str) else list(self.task)
@@ -214,6 +219,7 @@ class RolloutConfig:
             raise invalid_argument("top_p", self.top_p, "a number in (0, 1]")
         check_number("max_new_tokens", self.max_new_tokens, low=1, integer=True)
         check_number("max_tokens", self.max_tokens, low=1, integer=True)
+        check_choice("decode", self.decode, ["auto", "static", "eager"])
         if self.max_new_tokens > self.max_tokens:
             raise invalid_argument(
                 "max_new_tokens",

@@ -352,7 +352,11 @@ def load_models(config: GRPOConfig, ranks: Ranks, start: Path | None) -> Models:
     reference model when ``beta > 0``."""
     model_dir = start / "model" if start is not None else Path(config.model)
     policy = GroupSampledPolicy.from_pretrained(
-        model_dir, device=ranks.device, dtype="float32", settings=config.generation()
+        model_dir,
+        device=ranks.device,
+        dtype="float32",
+        settings=config.generation(),
+        decode=config.decode,
     )
     if config.freeze_vision:
         freeze_vision_tower(policy.model)

@@ -143,7 +143,11 @@ def run_reflect(config: ReflectConfig) -> tuple[Path, ReflectStats]:
 
     device = torch.device(resolve_device(config.device))
     policy = VLMPolicy.from_pretrained(
-        config.model, device=device, dtype="float32", settings=config.generation()
+        config.model,
+        device=device,
+        dtype="float32",
+        settings=config.generation(),
+        decode=config.decode,
     )
     with torch.no_grad(), autocast(device, config.dtype):
         path, stats = reflective_rejection_sampling(

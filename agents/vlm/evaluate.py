@@ -225,14 +225,17 @@ def run_vlm_eval(
     dtype: str = "float32",
     settings: GenerationSettings | None = None,
     batch_size: int = 32,
+    decode: str = "auto",
     **env_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Load the model folder ``model`` (local files only), evaluate it on every suite, print the
     summary and pass@k tables, and with ``out`` write ``results.jsonl``, images and the viewer.
 
     ``temperature`` samples every episode at that temperature, ``k == 1`` included (0: greedy);
-    without it sampling follows :func:`evaluate_vlm`."""
-    policy = VLMPolicy.from_pretrained(model, device=device, dtype=dtype, settings=settings)
+    without it sampling follows :func:`evaluate_vlm`. ``decode`` as in :class:`VLMPolicy`."""
+    policy = VLMPolicy.from_pretrained(
+        model, device=device, dtype=dtype, settings=settings, decode=decode
+    )
     sampling = None if temperature is None else replace(policy.settings, temperature=temperature)
     play = functools.partial(
         evaluate_vlm,

@@ -33,9 +33,14 @@ import numpy as np
 import torch
 
 from agents.vlm.device import DTYPES, PhaseTimes
+from agents.vlm.static_decode import StaticDecoder, static_cache_supported
 
 NORM1000_MODELS = ("qwen2_vl", "qwen3_vl", "qwen3_vl_moe")
 """Model types that write 0..1000 relative coordinates (the env's ``coords="norm1000"``)."""
+
+DECODE_MODES = ("auto", "static", "eager")
+"""How :meth:`VLMPolicy.generate` decodes: ``static`` on fixed buffers (a CUDA graph on CUDA),
+``eager`` on a growing cache, ``auto`` static on CUDA and eager elsewhere."""
 
 _SENTINEL = "\u2063ASSISTANT\u2063"
 
@@ -258,7 +263,27 @@ class VLMPolicy:
     function of the episode, turn and step): decoding then reads tokens back every
     :data:`READ_EVERY` steps, as the built-in sampling does, not at every step."""
 
-    def __init__(self, model: Any, processor: Any, settings: GenerationSettings | None = None):
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        settings: GenerationSettings | None = None,
+        decode: str = "auto",
+    ):
+        if decode not in DECODE_MODES:
+            raise ValueError(
+                f"Expected decode in {DECODE_MODES}, got {decode!r}. Use 'auto' (static on "
+                "CUDA, eager elsewhere), 'static' or 'eager'."
+            )
+        if decode == "static" and not static_cache_supported():
+            raise ValueError(
+                "decode='static' needs a StaticCache that keeps its length in a tensor, which "
+                "this transformers lacks; upgrade transformers or give decode='eager'."
+            )
+        self.decode = decode
+        """``auto``, ``static`` or ``eager``: how :meth:`generate` decodes (see
+        :mod:`agents.vlm.static_decode`)."""
+        self._static: StaticDecoder | None = None
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
@@ -297,9 +322,11 @@ class VLMPolicy:
         dtype: str | torch.dtype = "float32",
         attn_implementation: str | None = "sdpa",
         settings: GenerationSettings | None = None,
+        decode: str = "auto",
     ) -> VLMPolicy:
         """Load a model and its processor from the local folder ``path`` (never downloads): a
-        saved model, or a trainer's checkpoint folder (its ``model/`` inside)."""
+        saved model, or a trainer's checkpoint folder (its ``model/`` inside). ``decode`` as
+        in the constructor."""
         from transformers import AutoModelForImageTextToText
 
         path = Path(path)
@@ -317,7 +344,7 @@ class VLMPolicy:
         model = AutoModelForImageTextToText.from_pretrained(
             path, local_files_only=True, dtype=dtype, attn_implementation=attn_implementation
         )
-        return cls(model.to(device).eval(), load_processor(path), settings)
+        return cls(model.to(device).eval(), load_processor(path), settings, decode)
 
     # -- facts about the model ---------------------------------------------------------------
 
@@ -610,7 +637,8 @@ class VLMPolicy:
             episodes = [s.episode for s in sequences]
             turns = [s.turn for s in sequences]
             choose = self.choose_tokens if self._custom_choice() else _default_choice
-            next_position, fed, states = start, 0, {}
+            steps = self._decode_steps(past, attention_mask, start, padded, sliding, turn.steps)
+            states: dict[int, Any] = {}
             while True:
                 step = turn.chosen
                 scores = self._scores(logits, settings.temperature)
@@ -633,32 +661,34 @@ class VLMPolicy:
                     if turn.sync():
                         break
                     states.clear()  # a row goes on: the turn ends at a later step
-                feed = torch.where(turn.done, self.pad_token_id, tokens)[:, None]
-                attention_mask = torch.cat(
-                    [attention_mask, attention_mask.new_ones(len(feed), 1)], 1
-                )
-                out = self.model(
-                    input_ids=feed,
-                    attention_mask=_decode_mask(attention_mask, padded, sliding),
-                    position_ids=next_position,
-                    use_cache=True,
-                    **{_cache_argument(self.model): past},
-                )
-                logits = out.logits[:, -1]
-                next_position = next_position + 1
-                fed += 1
+                logits = steps(torch.where(turn.done, self.pad_token_id, tokens)[:, None])
             # Steps past the one where the last row ended were the reads' lag: rewind the
             # generator to where a token-by-token loop leaves it, and drop what they fed.
             last = max(len(ids) for ids in turn.generated)
             if last in states:
                 generator.set_state(states[last])
             if cache is not None:
-                extra = fed - (last - 1)
-                if extra:
-                    past.crop(-extra)
-                    attention_mask = attention_mask[:, :-extra]
+                past, attention_mask = steps.kept(last - 1)
                 cache.keep(sequences, turn, past, attention_mask, prefilled, start, padded)
             return turn.outputs(last)
+
+    def _decode_steps(
+        self,
+        past: Any,
+        attention_mask: torch.Tensor,
+        start: torch.Tensor,
+        padded: bool,
+        sliding: bool,
+        new_tokens: int,
+    ) -> _EagerSteps | Any:
+        """The decode steps of one turn, static or eager as :attr:`decode` says (models with
+        sliding-window layers and sharded parameters decode eagerly)."""
+        static = self.decode == "static" or (self.decode == "auto" and self.device.type == "cuda")
+        if static and not sliding and not _sharded(self.model) and static_cache_supported():
+            if self._static is None:
+                self._static = StaticDecoder(self.model, _cache_argument(self.model))
+            return self._static.start(past, attention_mask, start, new_tokens)
+        return _EagerSteps(self.model, past, attention_mask, start, padded, sliding)
 
     def _custom_choice(self) -> bool:
         """Whether a subclass overrides :meth:`choose_tokens`."""
@@ -970,6 +1000,50 @@ class GeneratedTokens(Sequence):
     def __getitem__(self, row: Any) -> Any:
         self._turn.sync()
         return self._turn.generated[row]
+
+
+class _EagerSteps:
+    """Eager decoding: every step grows the ``DynamicCache`` and the 2-D mask by one column."""
+
+    def __init__(
+        self,
+        model: Any,
+        past: Any,
+        attention_mask: torch.Tensor,
+        start: torch.Tensor,
+        padded: bool,
+        sliding: bool,
+    ):
+        self.model, self.past, self.mask, self.position = model, past, attention_mask, start
+        self.padded, self.sliding, self.fed = padded, sliding, 0
+
+    def __call__(self, feed: torch.Tensor) -> torch.Tensor:
+        """Feed ``feed`` (B, 1); the next logits (B, V)."""
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(feed), 1)], 1)
+        out = self.model(
+            input_ids=feed,
+            attention_mask=_decode_mask(self.mask, self.padded, self.sliding),
+            position_ids=self.position,
+            use_cache=True,
+            **{_cache_argument(self.model): self.past},
+        )
+        self.position = self.position + 1
+        self.fed += 1
+        return out.logits[:, -1]
+
+    def kept(self, tokens: int) -> tuple[Any, torch.Tensor]:
+        """The cache and 2-D mask of the prefill and the first ``tokens`` fed tokens."""
+        extra = self.fed - tokens
+        if extra:
+            self.past.crop(-extra)
+            self.mask = self.mask[:, :-extra]
+        return self.past, self.mask
+
+
+def _sharded(model: Any) -> bool:
+    """Whether the model's parameters are sharded (FSDP2's DTensors), whose storage a captured
+    step cannot hold on to."""
+    return hasattr(next(model.parameters()), "device_mesh")
 
 
 def _decode_mask(attention_mask: torch.Tensor, padded: bool, sliding: bool) -> torch.Tensor | None:

@@ -19,6 +19,8 @@
 # (seconds since the epoch), SFT stops then if it has not finished, and its latest checkpoint
 # (every 100 steps) is the start. `watch SECONDS` prints, every 30 s for that long, the SFT step
 # and the last batch reward of each arm, and appends them to runs/evidence/logs/watch.tsv.
+# `bench` runs the CUDA-graph decoding test and the decoding benchmarks (bench_rollout.py at
+# 16M and 0.8B, bench_rl_step.py on BENCH_MODEL, default a random 16M model) into $OUT/bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 E=experiments/evidence/evidence.sh
@@ -77,6 +79,18 @@ case ${1:-} in
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
     echo "done"
     ;;
+  bench)  # decoding on the GPU: the CUDA-graph test, rollout tokens/s, seconds per RL step
+    out=${OUT:?bench writes under \$OUT}/bench
+    mkdir -p "$out"
+    python3 -m pytest -q -p no:cacheprovider -n 0 tests/test_static_decode.py -k cuda 2>&1 | tail -3
+    PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}.:benchmarks python3 benchmarks/bench_rl_step.py --device cuda \
+      ${BENCH_MODEL:+--model $BENCH_MODEL} --out "$out/rl_step.json" 2>&1 | tail -8
+    for size in 16m 0.8b; do
+      PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}.:benchmarks python3 benchmarks/bench_rollout.py --device cuda --model-size $size \
+        --sizes 1,64,128 --max-new-tokens 128 --naive-episodes 2 --out "$out/rollout_$size.json" \
+        2>&1 | grep -v Warning | tail -14
+    done
+    ;;
   watch)  # progress every 30 s for ${2} seconds
     mkdir -p $R/logs
     for ((t = 0; t < ${2:?watch needs SECONDS}; t += 30)); do
@@ -97,7 +111,7 @@ case ${1:-} in
     ;;
   "" | -h | --help) sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0" ;;
   *)
-    echo "unknown stage '$1': use all, watch or pack" >&2
+    echo "unknown stage '$1': use all, bench, watch or pack" >&2
     exit 2
     ;;
 esac
