@@ -17,13 +17,15 @@ random-weight Qwen2.5-VL in bf16, ``16m`` the ~16M model of ``ScratchConfig``'s 
 ``tiny`` the test model (the default on the CPU, in fp32). Every turn is exactly
 ``--max-new-tokens`` tokens, the first turn opens with a scripted drawing, ``--max-turns`` 2.
 Each batched row times whole :func:`~agents.vlm.rollout.rollout` calls (prefill, decoding, env
-steps, token bookkeeping) by two paths, each after an untimed call of the same size: the old
-path (``reuse_cache=False, read_every=1``: every turn prefills each episode's whole sequence,
-and tokens are read back every step) as the baseline, and the new one (``reuse_cache=True,
-read_every=READ_EVERY``: the KV cache kept from turn to turn, only the new part of each sequence
-prefilled, tokens read back every ``READ_EVERY`` steps). With ``--repeat N`` each path is timed
-``N`` times, the two taking turns, and the fastest counts. Both sample from the same seed; the
-``same`` column says whether they wrote the same tokens.
+steps, token bookkeeping) by three paths, each after an untimed call of the same size: the old
+path (``reuse_cache=False, read_every=1``, eager decoding: every turn prefills each episode's
+whole sequence, and tokens are read back every step) as the baseline; ``kept``
+(``reuse_cache=True, read_every=READ_EVERY``, eager decoding: the KV cache kept from turn to
+turn, only the new part of each sequence prefilled, tokens read back every ``READ_EVERY``
+steps); and the new path, the kept cache with static decoding (a CUDA graph a step on CUDA).
+With ``--repeat N`` each path is timed ``N`` times, the paths taking turns, and the fastest
+counts. All sample from the same seed; the ``same`` column says whether the new path wrote the
+old path's tokens.
 
 A second table compares the new path with the naive loop (:func:`naive_episode`): the first
 ``--naive-episodes`` of the same episodes played one at a time, each turn encoding the whole

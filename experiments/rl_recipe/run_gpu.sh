@@ -28,7 +28,7 @@ R=runs/evidence
 SFT_STEPS=${SFT_STEPS:-1500}
 RL_SECONDS=${RL_SECONDS:-600}
 export TEST_N=${TEST_N:-200}
-read -ra ARMS <<<"${ARMS:-grpo-lr3e-5:grpo:lr=3e-5 grpo-lr1e-4:grpo:lr=1e-4 ap-lr3e-5:ap_grpo:lr=3e-5 ap-lr1e-4:ap_grpo:lr=1e-4 srreal-lr1e-4:grpo:lr=1e-4,reward=sr_real}"
+read -ra ARMS <<<"${ARMS:-grpo-lr3e-5:grpo:lr=3e-5 ap-lr3e-5:ap_grpo:lr=3e-5 ap-lr3e-5-kl:ap_grpo:lr=3e-5,beta=0.04 ap-lr1e-4-kl:ap_grpo:lr=1e-4,beta=0.04 srreal-lr3e-5:grpo:lr=3e-5,reward=sr_real}"
 # Every arm: 8 prompts x 8 samples a step at 224x224 (the cold start's size), temperature 0.7
 # unless the arm says otherwise, a constant lr after 3 warm-up steps, steps enough to outlast
 # RL_SECONDS (the run is stopped by time; its latest checkpoint is scored).
