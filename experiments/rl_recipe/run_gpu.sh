@@ -17,8 +17,10 @@
 # and again after the scoring, the records are packed into runs/evidence/packed/ (`pack`'s
 # files), so a later call can bring them back even if this one is cut short. With SFT_UNTIL
 # (seconds since the epoch), SFT stops then if it has not finished, and its latest checkpoint
-# (every 100 steps) is the start. `watch SECONDS` prints, every 30 s for that long, the SFT step
-# and the last batch reward of each arm, and appends them to runs/evidence/logs/watch.tsv.
+# (every 100 steps) is the start. `watch SECONDS` prints, every 30 s for that long (or until
+# `all` is done), the SFT step and each arm's last step and batch reward, with `exit RC` for an
+# arm that ended other than by time, and appends them to runs/evidence/logs/watch.tsv. An arm
+# that fails is named in `all`'s output too.
 # `bench` runs the CUDA-graph decoding test and the decoding benchmarks (bench_rollout.py at
 # 16M and 0.8B, bench_rl_step.py on BENCH_MODEL, default a random 16M model) into $OUT/bench.
 set -euo pipefail
@@ -31,8 +33,10 @@ export TEST_N=${TEST_N:-200}
 read -ra ARMS <<<"${ARMS:-grpo-lr3e-5:grpo:lr=3e-5 ap-lr3e-5:ap_grpo:lr=3e-5 ap-lr3e-5-kl:ap_grpo:lr=3e-5,beta=0.04 ap-lr1e-4-kl:ap_grpo:lr=1e-4,beta=0.04 srreal-lr3e-5:grpo:lr=3e-5,reward=sr_real}"
 # Every arm: 8 prompts x 8 samples a step at 224x224 (the cold start's size), temperature 0.7
 # unless the arm says otherwise, a constant lr after 3 warm-up steps, steps enough to outlast
-# RL_SECONDS (the run is stopped by time; its latest checkpoint is scored).
-RL_COMMON=(model=$R/sft/final max_pixels=50176 prompts_per_step=8 group_size=8 micro_batch=64
+# RL_SECONDS (the run is stopped by time; its latest checkpoint is scored). The 64 episodes are
+# trained in micro-batches of 16 (the same gradient as one of 64, a quarter of its activations:
+# at 64, three of five arms ran out of memory on an 80 GB card).
+RL_COMMON=(model=$R/sft/final max_pixels=50176 prompts_per_step=8 group_size=8 micro_batch=16
   temperature=0.7 max_new_tokens=256 max_tokens=2048 lr_schedule=constant warmup_steps=3
   steps=1000 save_every=5 keep_last=1 log_rollouts=true)
 
@@ -56,14 +60,24 @@ case ${1:-} in
     fi
     [[ -n ${RL_UNTIL:-} ]] && RL_SECONDS=$((RL_UNTIL - $(date +%s)))
     echo "cold start done; RL arms for $RL_SECONDS s"
+    rm -f $R/done $R/logs/rl-*.rc
     pids=()
     for spec in "${ARMS[@]}"; do
       IFS=: read -r name arm overrides <<<"$spec"
-      timeout "$RL_SECONDS" bash $E rl "$arm" 1 "${RL_COMMON[@]}" output_dir=$R/rl-$name \
-        ${overrides//,/ } ${RL_ARGS:-} >$R/logs/rl-$name.log 2>&1 &
+      (
+        rc=0
+        timeout "$RL_SECONDS" bash $E rl "$arm" 1 "${RL_COMMON[@]}" output_dir=$R/rl-$name \
+          ${overrides//,/ } ${RL_ARGS:-} >$R/logs/rl-$name.log 2>&1 || rc=$?
+        echo $rc >$R/logs/rl-$name.rc
+      ) &
       pids+=($!)
     done
-    for pid in "${pids[@]}"; do wait "$pid" || true; done  # stopped by time: no failure
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    for spec in "${ARMS[@]}"; do  # 124: stopped by time, as planned
+      name=${spec%%:*}
+      rc=$(cat $R/logs/rl-$name.rc)
+      ((rc == 0 || rc == 124)) || echo "rl-$name failed (exit $rc): see $R/logs/rl-$name.log"
+    done
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
     score() {  # MODEL NAME: greedy, and sampled at the arms' temperature (NAME-t0.7)
       bash $E eval "$1" "$2" >$R/logs/eval-$2.log 2>&1 &
@@ -77,6 +91,7 @@ case ${1:-} in
     done
     wait
     OUT=$R/packed bash experiments/rl_recipe/run_gpu.sh pack >/dev/null
+    touch $R/done
     echo "done"
     ;;
   bench)  # decoding on the GPU: the CUDA-graph test, rollout tokens/s, seconds per RL step
@@ -95,11 +110,15 @@ case ${1:-} in
     mkdir -p $R/logs
     for ((t = 0; t < ${2:?watch needs SECONDS}; t += 30)); do
       line="$(date +%s)\tsft:$(tail -1 $R/sft/metrics.jsonl 2>/dev/null | grep -o '"step": [0-9]*, ' | tr -dc 0-9 || true)"
-      for m in $R/rl-*/metrics.jsonl; do
-        name=${m#$R/rl-}
-        [[ -f $m ]] && line+="\t${name%/metrics.jsonl}:$(grep -o '"step": [0-9]*\|"rollout/reward_mean": [0-9.e-]*' "$m" | tail -2 | sed 's/.*: //' | paste -sd: || true)"
+      # NAME:STEP:REWARD for each arm with a folder or a log, and :exit RC once it ended early
+      arms=$(ls -d $R/rl-*/ $R/logs/rl-*.log 2>/dev/null | sed 's|.*/rl-||; s|/$||; s|\.log$||' | sort -u || true)
+      for name in $arms; do
+        line+="\t$name:$(grep -so '"step": [0-9]*\|"rollout/reward_mean": [0-9.e-]*' $R/rl-$name/metrics.jsonl | tail -2 | sed 's/.*: //' | paste -sd: || true)"
+        rc=$(cat $R/logs/rl-$name.rc 2>/dev/null || echo 124)
+        ((rc == 124)) || line+=":exit $rc"
       done
       echo -e "$line" | tee -a $R/logs/watch.tsv
+      [[ -f $R/done ]] && { echo "done"; break; }
       if ((t + 30 < $2)); then sleep 30; fi
     done
     ;;
