@@ -161,9 +161,12 @@ def test_micro_batches_give_the_full_batch_gradient(assets, stoppy, tmp_path, lo
         logs[micro_batch] = metrics[0]
     assert logs[1]["train/grad_norm"] == pytest.approx(logs[8]["train/grad_norm"], rel=1e-4)
     assert logs[1]["loss/policy"] == pytest.approx(logs[8]["loss/policy"], abs=1e-6)
-    torch.testing.assert_close(
-        weights(tmp_path / "1" / "final"), weights(tmp_path / "8" / "final"), rtol=0, atol=1e-5
-    )
+    # AdamW's first step moves each weight by about lr * sign(gradient): an element whose
+    # gradient is within rounding of 0 may go either way (1 and 2 of 265,440 here). Micro-batches
+    # weighted wrongly turn the sign of many.
+    one, eight = weights(tmp_path / "1" / "final"), weights(tmp_path / "8" / "final")
+    moved = {name: int(((one[name] - eight[name]).abs() > 1e-5).sum()) for name in one}
+    assert sum(moved.values()) <= sum(t.numel() for t in one.values()) // 10_000, moved
 
 
 def test_clip_range_reaches_the_second_epoch(assets, stoppy, tmp_path):
