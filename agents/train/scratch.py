@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-from transformers import Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 from agents.train.config import ScratchConfig, config_to_toml, run_stage
 from agents.vlm.testing import special_token_ids, tiny_config, tiny_processor, tiny_tokenizer
@@ -40,14 +40,11 @@ def chat_texts(path: str | Path) -> Iterator[str]:
                         yield text
 
 
-def build_scratch_model(config: ScratchConfig) -> Path:
-    """Save a randomly initialised Qwen2.5-VL and its processor to ``config.output_dir``."""
-    if not Path(config.data).is_file():
-        raise FileNotFoundError(
-            f"Expected the chat JSONL written by `drawenv export-sft`, got {config.data!r}."
-        )
-    processor = tiny_processor(tiny_tokenizer(chat_texts(config.data), config.vocab_size))
-    tokenizer = processor.tokenizer
+def scratch_model_config(
+    config: ScratchConfig, vocab_size: int, special: dict[str, int]
+) -> Qwen2_5_VLConfig:
+    """The Qwen2.5-VL config of ``config``'s width and depth, for a tokenizer of ``vocab_size``
+    tokens whose special tokens have the ids ``special``."""
     quarter = config.hidden_size // config.heads // 16  # rotary half split 2:3:3 (t, h, w)
     text = {
         "hidden_size": config.hidden_size,
@@ -70,10 +67,20 @@ def build_scratch_model(config: ScratchConfig) -> Path:
         "out_hidden_size": config.hidden_size,
         "fullatt_block_indexes": sorted({last // 2, last}),
     }
-    model_config = tiny_config(
-        len(tokenizer), special_token_ids(tokenizer), text=text, vision=vision
-    )
+    model_config = tiny_config(vocab_size, special, text=text, vision=vision)
     model_config._attn_implementation = "sdpa"
+    return model_config
+
+
+def build_scratch_model(config: ScratchConfig) -> Path:
+    """Save a randomly initialised Qwen2.5-VL and its processor to ``config.output_dir``."""
+    if not Path(config.data).is_file():
+        raise FileNotFoundError(
+            f"Expected the chat JSONL written by `drawenv export-sft`, got {config.data!r}."
+        )
+    processor = tiny_processor(tiny_tokenizer(chat_texts(config.data), config.vocab_size))
+    tokenizer = processor.tokenizer
+    model_config = scratch_model_config(config, len(tokenizer), special_token_ids(tokenizer))
     torch.manual_seed(config.seed)
     model = Qwen2_5_VLForConditionalGeneration(model_config)
     model.generation_config.eos_token_id = model_config.text_config.eos_token_id
@@ -100,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ScratchConfig", "build_scratch_model", "chat_texts", "main"]
+__all__ = ["ScratchConfig", "build_scratch_model", "chat_texts", "main", "scratch_model_config"]
 
 
 if __name__ == "__main__":

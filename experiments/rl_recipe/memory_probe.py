@@ -2,32 +2,29 @@
 
     python experiments/rl_recipe/memory_probe.py ROWS TOKENS    # e.g. 16 1024
 
-Builds the evidence study's text model (8 layers of width 256, vocabulary 2048) with random
-weights, runs it over ROWS random sequences of TOKENS tokens with the logits of the second half
-kept, as the trainer keeps those of the generated tokens, backpropagates a log-prob loss through
-them, and prints the growth of the process's peak resident memory in GiB. Each call is one
-process, so each figure is one pass's own. Float32 on the CPU: a guide to how a micro-batch's
-activations scale with its rows and length, not the GPU's bfloat16 figure.
+Builds the evidence study's model (experiments/evidence/configs/model.toml: a text model of 8
+layers of width 256, a vocabulary of 2048) with random weights, runs it over ROWS random
+sequences of TOKENS tokens with the logits of the second half kept, as the trainer keeps those
+of the generated tokens, backpropagates a log-prob loss through them, and prints the growth of
+the process's peak resident memory in GiB. Each call is one process, so each figure is one
+pass's own. Float32 on the CPU: a guide to how a micro-batch's activations scale with its rows
+and length, not the GPU's bfloat16 figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+from pathlib import Path
 
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
-from agents.vlm.testing import special_token_ids, tiny_config, tiny_processor
+from agents.train.config import ScratchConfig, load_config
+from agents.train.scratch import scratch_model_config
+from agents.vlm.testing import special_token_ids, tiny_processor
 
-TEXT = {  # experiments/evidence/configs/model.toml
-    "hidden_size": 256,
-    "intermediate_size": 1024,
-    "num_hidden_layers": 8,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "rope_parameters": {"rope_type": "default", "mrope_section": [8, 12, 12], "rope_theta": 20.0},
-}
+MODEL = Path(__file__).resolve().parents[1] / "evidence" / "configs" / "model.toml"
 
 
 def peak_gib() -> float:
@@ -39,10 +36,12 @@ def main() -> None:
     parser.add_argument("rows", type=int, help="sequences in the micro-batch")
     parser.add_argument("tokens", type=int, help="tokens a sequence")
     args = parser.parse_args()
-    config = tiny_config(2048, special_token_ids(tiny_processor().tokenizer), text=TEXT)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    settings = load_config(ScratchConfig, MODEL)
+    special = special_token_ids(tiny_processor().tokenizer)
+    torch.manual_seed(settings.seed)
+    model = Qwen2_5_VLForConditionalGeneration(
+        scratch_model_config(settings, settings.vocab_size, special)
+    )
     ids = torch.randint(0, 1000, (args.rows, args.tokens))
     keep = torch.zeros(args.rows, args.tokens, dtype=torch.bool)
     keep[:, args.tokens // 2 :] = True
